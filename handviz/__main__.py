@@ -1,0 +1,5 @@
+import sys
+
+from handviz.cli import main
+
+sys.exit(main())

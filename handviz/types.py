@@ -1,0 +1,115 @@
+"""Plain data types that cross thread and layer boundaries (numpy only: no torch, no Qt).
+
+Conventions (DESIGN.md): MediaPipe's 21-joint order, millimetres, camera frame
+(x right, y down, z forward, like OpenCV). Pixel coordinates are (u, v) = (column, row).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+
+NUM_JOINTS = 21
+
+
+class HandJoint(IntEnum):
+    """MediaPipe's 21 hand landmarks, in order."""
+
+    WRIST = 0
+    THUMB_CMC = 1
+    THUMB_MCP = 2
+    THUMB_IP = 3
+    THUMB_TIP = 4
+    INDEX_MCP = 5
+    INDEX_PIP = 6
+    INDEX_DIP = 7
+    INDEX_TIP = 8
+    MIDDLE_MCP = 9
+    MIDDLE_PIP = 10
+    MIDDLE_DIP = 11
+    MIDDLE_TIP = 12
+    RING_MCP = 13
+    RING_PIP = 14
+    RING_DIP = 15
+    RING_TIP = 16
+    PINKY_MCP = 17
+    PINKY_PIP = 18
+    PINKY_DIP = 19
+    PINKY_TIP = 20
+
+
+#: Parent of each joint in the kinematic tree (wrist is the root).
+JOINT_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19)
+
+#: Bones as (parent, child) pairs, for drawing skeletons.
+BONES: tuple[tuple[int, int], ...] = tuple((p, c) for c, p in enumerate(JOINT_PARENTS) if p >= 0)
+
+
+@dataclass
+class Detection:
+    """One hand found by MediaPipe in one image.
+
+    handedness is the *true* hand ("Left"/"Right") for the image as given: the detector
+    already undoes MediaPipe's selfie-mirror convention.
+    """
+
+    keypoints_2d: np.ndarray  # (21, 2) float32, pixels
+    world_3d: np.ndarray  # (21, 3) float32, mm, MediaPipe world landmarks (origin near hand centre)
+    handedness: str  # "Left" | "Right"
+    score: float
+    keypoints_z: np.ndarray | None = None  # (21,) MediaPipe relative depth, in pixels-ish units
+    crop: np.ndarray | None = None  # (S, S, 3) uint8 RGB, see handviz.features.crop_hand
+
+
+@dataclass
+class HandEstimate:
+    """What the cascade says about one hand: aggregate, hypotheses and their spread."""
+
+    handedness: str
+    score: float
+    keypoints_2d: np.ndarray  # (21, 2) px
+    joints_3d: np.ndarray  # (21, 3) mm, camera frame (root translation solved from 2D + K)
+    joint_hypotheses: np.ndarray  # (N, 21, 3) mm, camera frame
+    joint_spread: np.ndarray  # (21,) mm, per-joint spread of the hypotheses
+    vertices: np.ndarray  # (V, 3) mm, camera frame
+    mediapipe_world_3d: np.ndarray  # (21, 3) mm
+
+    def to_json(self, with_vertices: bool = False) -> dict[str, Any]:
+        """The DESIGN.md `predict` line format for one hand."""
+        out: dict[str, Any] = {
+            "handedness": self.handedness,
+            "score": round(float(self.score), 4),
+            "keypoints_2d": np.round(self.keypoints_2d, 2).tolist(),
+            "joints_3d": np.round(self.joints_3d, 2).tolist(),
+            "joint_hypotheses": np.round(self.joint_hypotheses, 2).tolist(),
+            "joint_spread": np.round(self.joint_spread, 3).tolist(),
+            "mediapipe_world_3d": np.round(self.mediapipe_world_3d, 2).tolist(),
+        }
+        if with_vertices:
+            out["vertices"] = np.round(self.vertices, 2).tolist()
+        return out
+
+
+@dataclass
+class Frame:
+    """One captured image plus the times each stage touched it (seconds, time.perf_counter)."""
+
+    index: int
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    source: str = ""
+    stamps: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class FrameResult:
+    """Everything the views and the recorder need for one processed frame."""
+
+    frame: Frame
+    detections: list[Detection]
+    hands: list[HandEstimate]
+    intrinsics: np.ndarray  # (3, 3)
+    timings_ms: dict[str, float] = field(default_factory=dict)  # stage name -> ms
+    error: str | None = None
