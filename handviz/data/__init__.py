@@ -1,0 +1,1 @@
+"""Training data: the synthetic render->MediaPipe engine, shards on disk, dataset loaders."""

@@ -1,0 +1,1 @@
+"""Capture, detection and inference threads (no Qt): sources, MediaPipe detector, worker, timing."""
