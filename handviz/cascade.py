@@ -1,0 +1,159 @@
+"""The cascade: MediaPipe detections in, aggregated 3D hand estimates out.
+
+The single door between the app/CLI and the models: it loads the weights, mirrors left hands
+into the right-hand models and back, runs stage 1 (N joint hypotheses) and stage 2 (one mesh
+latent per hypothesis) in one batched pass each, aggregates, and places the hand in the camera
+by solving its root translation from the 2D keypoints and the intrinsics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from handviz.diffusion.sampling import sample_joints, sample_mesh_latents
+from handviz.diffusion.weights import check_cascade_compatible, load_mesh_models, load_stage1
+from handviz.features import JOINT_SCALE_MM, keypoint_condition, solve_root_translation
+from handviz.paths import weights_dir as resolve_weights_dir
+from handviz.types import Detection, HandEstimate
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """CUDA when present (or asked for), else CPU."""
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class _Batch:
+    """Per-hand model inputs, already mirrored to right hands."""
+
+    cond: torch.Tensor  # (B, COND_DIM)
+    crops: torch.Tensor | None  # (B, 3, S, S) float in [0, 1]
+    kp2d: np.ndarray  # (B, 21, 2) px (mirrored for left hands)
+    mirrored: np.ndarray  # (B,) bool
+
+
+class Cascade:
+    """Stage 1 (joint diffusion) + stage 2 (mesh latent diffusion) with one-step DDIM by default."""
+
+    def __init__(self, crop_encoder, joint_denoiser, mesh_ae, latent_denoiser, faces: np.ndarray,
+                 device: torch.device, config: dict | None = None) -> None:
+        self.crop_encoder = crop_encoder
+        self.joint_denoiser = joint_denoiser
+        self.mesh_ae = mesh_ae
+        self.latent_denoiser = latent_denoiser
+        self.faces = faces
+        self._device = device
+        self.config = config or {}
+        #: Whether image features are used when predict() is not told (the shipped default).
+        self.use_image_default = bool(self.config.get("use_image_default", True))
+
+    @classmethod
+    def from_weights(cls, weights_dir: str | os.PathLike | None = None, device: str | None = None) -> Cascade:
+        """Load stage1/mesh_ae/mesh_ldm safetensors from weights_dir (see handviz.paths.weights_dir)."""
+        from handviz.hand.asset import load_hand_asset
+
+        wdir = resolve_weights_dir(weights_dir)
+        dev = pick_device(device)
+        enc, den, cfg1 = load_stage1(wdir, dev)
+        ae, ldm, cfg2 = load_mesh_models(wdir, dev)
+        check_cascade_compatible(enc, ldm, wdir)
+        cfg = {"stage1": cfg1, **cfg2}
+        default_path = Path(wdir) / "cascade.json"
+        if default_path.exists():
+            import json
+
+            cfg.update(json.loads(default_path.read_text()))
+        return cls(enc, den, ae, ldm, load_hand_asset().faces, dev, cfg)
+
+    @property
+    def device(self) -> str:
+        return self._device.type
+
+    def _inputs(self, detections: list[Detection], K: np.ndarray, use_image: bool) -> _Batch:
+        cx = float(K[0, 2])
+        kps, zs, worlds, crops, mirrored = [], [], [], [], []
+        for d in detections:
+            left = d.handedness == "Left"
+            kp = np.asarray(d.keypoints_2d, np.float32).copy()
+            world = np.asarray(d.world_3d, np.float32).copy()
+            crop = d.crop
+            if left:  # mirror about the principal point: exactly x -> -x in the camera frame
+                kp[:, 0] = 2 * cx - kp[:, 0]
+                world[:, 0] = -world[:, 0]
+                crop = None if crop is None else crop[:, ::-1]
+            kps.append(kp)
+            zs.append(d.keypoints_z if d.keypoints_z is not None else np.full(21, np.nan, np.float32))
+            worlds.append(world)
+            crops.append(crop)
+            mirrored.append(left)
+        kp2d = np.stack(kps)
+        Kb = np.repeat(np.asarray(K, np.float32)[None], len(kps), axis=0)
+        cond = keypoint_condition(kp2d, Kb, np.stack(zs), np.stack(worlds))
+        crop_t = None
+        if use_image and all(c is not None for c in crops):
+            arr = np.ascontiguousarray(np.stack(crops))
+            crop_t = torch.from_numpy(arr).to(self._device).permute(0, 3, 1, 2).float() / 255.0
+        return _Batch(torch.from_numpy(cond).to(self._device), crop_t, kp2d, np.array(mirrored))
+
+    @torch.inference_mode()
+    def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = 32,
+                ddim_steps: int = 1, use_image: bool | None = None,
+                seed: int | None = None) -> list[HandEstimate]:
+        """Estimate every detected hand. K: (3, 3) intrinsics of the image the detections came from."""
+        if not detections:
+            return []
+        if not 1 <= n_hypotheses <= 256:
+            raise ValueError(f"n_hypotheses must be in 1..256, got {n_hypotheses}")
+        use_image = self.use_image_default if use_image is None else use_image
+        batch = self._inputs(detections, K, use_image)
+        gen = None
+        if seed is not None:
+            gen = torch.Generator(device=self._device).manual_seed(seed)
+        feat = self.crop_encoder(batch.crops) if batch.crops is not None else None
+        joints = sample_joints(self.joint_denoiser, batch.cond, feat, n_hypotheses, ddim_steps, gen)
+        latents = sample_mesh_latents(self.latent_denoiser, joints, feat, ddim_steps, gen)
+        verts = mean_decoded_mesh(self.mesh_ae, latents)  # (B, V, 3)
+        hyps = joints.reshape(joints.shape[0], n_hypotheses, 21, 3).float().cpu().numpy() * JOINT_SCALE_MM
+        verts = verts.float().cpu().numpy() * JOINT_SCALE_MM
+        return [self._finish(d, batch.kp2d[i], batch.mirrored[i], hyps[i], verts[i], K)
+                for i, d in enumerate(detections)]
+
+    @staticmethod
+    def _finish(det: Detection, kp2d: np.ndarray, mirrored: bool, hyps: np.ndarray, verts: np.ndarray,
+                K: np.ndarray) -> HandEstimate:
+        """Aggregate, place in the camera (root translation from 2D + K), mirror back if left."""
+        mean = hyps.mean(axis=0)
+        spread = np.linalg.norm(hyps - mean, axis=-1).mean(axis=0)
+        t = solve_root_translation(mean, kp2d, np.asarray(K, np.float32))
+        joints, hyps_cam, verts_cam = mean + t, hyps + t, verts + t
+        if mirrored:
+            flip = np.array([-1.0, 1.0, 1.0], np.float32)
+            joints, hyps_cam, verts_cam = joints * flip, hyps_cam * flip, verts_cam * flip
+        return HandEstimate(
+            handedness=det.handedness, score=det.score, keypoints_2d=np.asarray(det.keypoints_2d, np.float32),
+            joints_3d=joints.astype(np.float32), joint_hypotheses=hyps_cam.astype(np.float32),
+            joint_spread=spread.astype(np.float32), vertices=verts_cam.astype(np.float32),
+            mediapipe_world_3d=np.asarray(det.world_3d, np.float32),
+        )
+
+
+def mean_decoded_mesh(mesh_ae, latents: torch.Tensor) -> torch.Tensor:
+    """Mean over hypotheses of the decoded meshes, (B, N, d) -> (B, V, 3), with one basis product.
+
+    The decoder ends in a linear PCA basis, so averaging the PCA coefficients first gives exactly
+    the mean of the N decoded meshes at 1/N of the cost.
+    """
+    z = latents * mesh_ae.latent_std + mesh_ae.latent_mean
+    coeffs = (mesh_ae.dec_lin(z) + mesh_ae.dec_res(z)) * mesh_ae.pca_scale  # (B, N, P)
+    flat = coeffs.mean(dim=1) @ mesh_ae.basis + mesh_ae.pca_mean
+    return flat.reshape(latents.shape[0], mesh_ae.num_verts, 3)
