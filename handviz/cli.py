@@ -8,6 +8,7 @@ import sys
 
 from handviz import __version__
 from handviz.commands import COMMAND_MODULES
+from handviz.logs import report_error, setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,12 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        from handviz.commands.app import run as run_app
+    args = parser.parse_args(argv)  # usage errors: argparse exits 2
+    setup_logging(args.debug)
+    try:
+        if args.command is None:
+            from handviz.commands.app import run as run_app
 
-        return run_app(args)
-    return int(args.func(args) or 0)
+            return run_app(args)
+        return int(args.func(args) or 0)
+    except (Exception, KeyboardInterrupt) as exc:
+        return report_error(exc, args.debug)  # 2 for input errors, 130 for Ctrl+C, else 1
 
 
 if __name__ == "__main__":

@@ -12,6 +12,6 @@ def intrinsics_from_fov(width: int, height: int, fov_y_deg: float) -> np.ndarray
 
 
 def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """points: (..., 3) camera frame -> (..., 2) pixels."""
-    p = points @ K.T
+    """points: (..., 3) camera frame, K: (3, 3) or broadcastable (..., 3, 3) -> (..., 2) pixels."""
+    p = np.einsum("...ij,...j->...i", K, points)
     return (p[..., :2] / p[..., 2:3]).astype(np.float32)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyvista as pv
 
+from handviz.data.normals import vertex_normals
+
 
 @dataclass
 class Appearance:
@@ -52,9 +54,15 @@ class HandRenderer:
     def __init__(self, faces: np.ndarray, n_vertices: int, width: int, height: int) -> None:
         self.width, self.height = width, height
         cells = np.hstack([np.full((len(faces), 1), 3, dtype=np.int64), faces.astype(np.int64)])
+        self.faces = np.asarray(faces, np.int64)
         self.mesh = pv.PolyData(np.zeros((n_vertices, 3), np.float32), cells.ravel())
+        self.mesh.point_data["Normals"] = np.zeros((n_vertices, 3), np.float32)
+        self.mesh.point_data.active_normals_name = "Normals"
         self.plotter = pv.Plotter(off_screen=True, window_size=(width, height), lighting="none")
-        self.actor = self.plotter.add_mesh(self.mesh, color=(0.8, 0.6, 0.5), smooth_shading=True)
+        # smooth_shading=True would make pyvista render a private copy; we keep our own normals
+        # on this mesh so updating its points updates the render.
+        self.actor = self.plotter.add_mesh(self.mesh, color=(0.8, 0.6, 0.5), smooth_shading=False)
+        self.actor.prop.interpolation = "gouraud"
         self.plotter.set_background("black")
 
     def _set_camera(self, K: np.ndarray) -> None:
@@ -71,7 +79,7 @@ class HandRenderer:
     def render(self, verts: np.ndarray, K: np.ndarray, look: Appearance) -> np.ndarray:
         """verts: (V, 3) mm camera frame. Returns (H, W, 4) uint8 RGBA (alpha = hand mask)."""
         self.mesh.points[:] = verts
-        self.mesh.compute_normals(inplace=True, cell_normals=False, split_vertices=False)
+        self.mesh.point_data["Normals"][:] = vertex_normals(verts, self.faces)
         prop = self.actor.prop
         prop.color = look.skin_rgb
         prop.ambient = look.ambient
@@ -84,6 +92,7 @@ class HandRenderer:
                              intensity=float(inten), light_type="scene light")
             self.plotter.add_light(light)
         self._set_camera(K)
+        self.plotter.render()  # screenshot() alone returns the last rendered image
         return self.plotter.screenshot(transparent_background=True, return_img=True)
 
     def close(self) -> None:

@@ -1,0 +1,44 @@
+"""One labelled photo from a public hand dataset, already in handviz's conventions.
+
+Loaders (freihand.py, ho3d.py) convert at the door so that nothing downstream needs to know a
+dataset's units, joint order or camera axes: millimetres, MediaPipe's 21-joint order, and the
+OpenCV camera frame (x right, y down, z forward).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A photo plus what the dataset knows about the hand in it.
+
+    Fields a split does not provide are None: HO3D's evaluation split, for example, gives only
+    the wrist position (root_mm) and a bounding box, FreiHAND's gives no box.
+    """
+
+    dataset: str  # "freihand" | "ho3d"
+    split: str  # the dataset's split name, e.g. "training", "evaluation", "train"
+    sample_id: str  # stable id within the split: FreiHAND image number, HO3D "<seq>/<frame>"
+    image_path: Path
+    K: np.ndarray  # (3, 3) intrinsics for image_path
+    joints_mm: np.ndarray | None = None  # (21, 3) mm, camera frame, MediaPipe order
+    verts_mm: np.ndarray | None = None  # (V, 3) mm, camera frame (MANO topology: V = 778)
+    root_mm: np.ndarray | None = None  # (3,) mm, wrist in the camera frame
+    bbox_xyxy: np.ndarray | None = None  # (4,) px, hand box (x1, y1, x2, y2)
+    handedness: str = "Right"
+
+    def load_rgb(self) -> np.ndarray:
+        """The image as (H, W, 3) uint8 RGB; a clear error names the file when it cannot be read."""
+        import cv2
+
+        bgr = cv2.imread(str(self.image_path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FileNotFoundError(
+                f"{self.image_path}: cannot read this image; check that the {self.dataset} download is complete"
+            )
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
