@@ -1,0 +1,1 @@
+"""Evaluation: metrics with FreiHAND definitions, real-dataset runs and official submission files."""
