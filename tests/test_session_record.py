@@ -1,0 +1,89 @@
+"""`handviz record`: the headless pipeline (real sources and MediaPipe) writes a readable session.
+
+The cascade is replaced by a stand-in here so the test does not depend on trained weights; it
+turns each real detection into an estimate with the real hand asset's mesh.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handviz.cli import main
+from handviz.io.session import SessionReader
+from handviz.paths import assets_dir
+from handviz.types import Detection, HandEstimate
+
+
+class StandInCascade:
+    calls: list[tuple[int, tuple[int, int], int]] = []
+
+    def __init__(self) -> None:
+        from handviz.hand.asset import load_hand_asset
+
+        self.vertices = load_hand_asset().vertices
+
+    @classmethod
+    def from_weights(cls, weights_dir, device=None) -> StandInCascade:
+        return cls()
+
+    def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = 32) -> list[HandEstimate]:
+        self.calls.append((len(detections), K.shape, n_hypotheses))
+        out = []
+        for d in detections:
+            joints = np.concatenate([d.keypoints_2d, np.full((21, 1), 400.0)], axis=1).astype(np.float32)
+            out.append(HandEstimate(d.handedness, d.score, d.keypoints_2d, joints,
+                                    np.repeat(joints[None], n_hypotheses, axis=0), np.zeros(21, np.float32),
+                                    self.vertices + joints[0], d.world_3d))
+        return out
+
+
+@pytest.fixture()
+def quiet_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HANDVIZ_LOG_DIR", str(tmp_path / "logs"))
+
+
+def test_record_images_into_a_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet_logs) -> None:
+    import handviz.cascade
+
+    monkeypatch.setattr(handviz.cascade, "Cascade", StandInCascade)
+    StandInCascade.calls = []
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        shutil.copy(assets_dir() / "demo" / "thumb_up.jpg", images / name)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "stage1.safetensors").write_bytes(b"stand-in")
+
+    code = main(["--weights", str(weights), "record", str(images), "--out", str(tmp_path / "s"),
+                 "--hypotheses", "4", "--max-frames", "2"])
+    assert code == 0
+    assert [c[2] for c in StandInCascade.calls] == [4, 4] and all(c[1] == (3, 3) for c in StandInCascade.calls)
+
+    with SessionReader(tmp_path / "s") as reader:
+        assert len(reader) == 2 and reader.complete
+        assert reader.meta["model_version"].startswith("weights-") and reader.meta["hypotheses"] == 4
+        assert reader.faces.shape[1] == 3 and reader.faces.max() < 1609
+        first = reader.frame(0)
+        assert first.image is not None and first.image.shape[2] == 3
+        assert len(first.hands) >= 1, "MediaPipe found no hand in the demo photo"
+        assert first.hands[0].vertices.shape == (1609, 3) and first.hands[0].joint_hypotheses.shape == (4, 21, 3)
+        assert {"detect", "infer"} <= set(first.timings_ms)
+
+
+@pytest.mark.parametrize("make_input", [
+    lambda d: d / "missing.mp4",
+    lambda d: (d / "bad.mp4").write_bytes(b"not a video") and d / "bad.mp4",
+], ids=["missing", "undecodable"])
+def test_record_unreadable_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], quiet_logs,
+                                            make_input) -> None:
+    source = make_input(tmp_path)
+    code = main(["record", str(source), "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and str(source) in err
+    assert not (tmp_path / "s").exists()
