@@ -1,0 +1,88 @@
+"""The cascade with the shipped weights: shapes, hypotheses that differ, mirroring, placement."""
+
+import numpy as np
+import pytest
+
+from handviz.data.camera import project
+from handviz.types import Detection
+
+
+@pytest.fixture(scope="module")
+def cascade():
+    from handviz.cascade import Cascade
+
+    return Cascade.from_weights(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    from handviz.eval.run_eval import make_synthetic_test_set
+
+    d = make_synthetic_test_set(12, seed=123)
+    keep = np.flatnonzero(d["detected"] & d["mp_right"])
+    assert len(keep) >= 3, "MediaPipe should detect some test renders"
+    return d, keep
+
+
+def _det(d, i, handedness="Right"):
+    return Detection(keypoints_2d=d["kp2d"][i], world_3d=d["mp_world"][i], handedness=handedness,
+                     score=float(d["mp_score"][i]), keypoints_z=d["kp_z"][i], crop=d["crop"][i])
+
+
+def test_no_detection_gives_no_estimate(cascade):
+    assert cascade.predict([], np.eye(3)) == []
+
+
+def test_shapes_and_diverse_hypotheses(cascade, synthetic):
+    d, keep = synthetic
+    i = keep[0]
+    (est,) = cascade.predict([_det(d, i)], d["K"][i], n_hypotheses=16, seed=0)
+    assert est.joints_3d.shape == (21, 3) and est.joint_hypotheses.shape == (16, 21, 3)
+    assert est.vertices.shape == (int(cascade.faces.max()) + 1, 3)
+    assert est.joint_spread.shape == (21,) and np.all(est.joint_spread > 0)
+    assert np.ptp(est.joint_hypotheses[:, 8, 2]) > 0.1, "one-step hypotheses must not collapse"
+
+
+def test_estimate_is_a_hand_placed_on_the_image(cascade, synthetic):
+    d, keep = synthetic
+    for i in keep[:3]:
+        (est,) = cascade.predict([_det(d, i)], d["K"][i], seed=1)
+        reproj = project(est.joints_3d, d["K"][i])
+        err_px = np.linalg.norm(reproj - d["kp2d"][i], axis=-1).mean()
+        size_px = np.ptp(d["kp2d"][i], axis=0).max()
+        assert err_px < 0.2 * size_px
+        # a plausible hand: wrist-to-middle-MCP length within human range
+        palm = np.linalg.norm(est.joints_3d[9] - est.joints_3d[0])
+        assert 50 < palm < 140
+        assert np.all(est.joints_3d[:, 2] > 0)
+
+
+def test_left_hand_is_the_mirror_of_the_right(cascade, synthetic):
+    d, keep = synthetic
+    i = keep[0]
+    K = d["K"][i]
+    cx = K[0, 2]
+    right = _det(d, i)
+    left = Detection(keypoints_2d=np.stack([2 * cx - right.keypoints_2d[:, 0], right.keypoints_2d[:, 1]], -1),
+                     world_3d=right.world_3d * np.array([-1, 1, 1], np.float32), handedness="Left",
+                     score=right.score, keypoints_z=right.keypoints_z, crop=right.crop[:, ::-1].copy())
+    (er,) = cascade.predict([right], K, seed=3)
+    (el,) = cascade.predict([left], K, seed=3)
+    assert np.allclose(el.joints_3d * np.array([-1, 1, 1]), er.joints_3d, atol=1e-3)
+
+
+def test_batched_hands_match_single_calls(cascade, synthetic):
+    d, keep = synthetic
+    i, j = keep[:2]
+    K = d["K"][i]
+    both = cascade.predict([_det(d, i), _det(d, j)], K, n_hypotheses=8, seed=5)
+    assert len(both) == 2
+    assert all(e.joint_hypotheses.shape == (8, 21, 3) for e in both)
+
+
+def test_keypoints_only_mode_runs_without_crops(cascade, synthetic):
+    d, keep = synthetic
+    det = _det(d, keep[0])
+    det.crop = None
+    (est,) = cascade.predict([det], d["K"][keep[0]], use_image=True, seed=0)
+    assert np.all(np.isfinite(est.vertices))
