@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--synthetic", type=int, metavar="N", help="fresh synthetic test samples")
     src.add_argument("--freihand", type=Path, metavar="DIR", help="FreiHAND root (evaluation split)")
     src.add_argument("--ho3d", type=Path, metavar="DIR", help="HO3Dv2 root (train split scored)")
+    src.add_argument("--hands3d", type=Path, metavar="DIR",
+                     help="a few real images with 3D truth (InterHand2.6M/RHD samples): a sanity check")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hypotheses", type=int, default=32)
     p.add_argument("--ddim-steps", type=int, default=1)
@@ -35,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
         from handviz.eval.run_eval import evaluate_synthetic
 
         report = evaluate_synthetic(cascade, args.synthetic, args.seed, args.hypotheses, args.ddim_steps)
+    elif args.hands3d is not None:
+        from handviz.eval.hands3d import evaluate_hands3d
+
+        report = evaluate_hands3d(cascade, args.hands3d, n_hypotheses=args.hypotheses, seed=args.seed,
+                                  ddim_steps=args.ddim_steps)
     else:
         report = _evaluate_dataset(cascade, args)
     if args.json:
