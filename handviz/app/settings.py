@@ -1,0 +1,83 @@
+"""The app's persistent choices as one typed record, read from and written to QSettings.
+
+QSettings hands back strings on some platforms ("true", "32"); converting through the field's
+declared type here keeps the rest of the app free of that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, fields
+
+from PySide6.QtCore import QByteArray, QSettings
+
+log = logging.getLogger(__name__)
+
+ORGANIZATION = "handviz"
+APPLICATION = "handviz"
+
+
+@dataclass
+class AppSettings:
+    """Everything restored at the next start. focal_px 0 means 'guess from a 60 degree FOV'."""
+
+    n_hypotheses: int = 32
+    ddim_steps: int = 1
+    smoothing: bool = True
+    mirror: bool = False
+    focal_px: float = 0.0
+    intrinsics_file: str = ""
+    show_cloud: bool = True
+    show_skeleton: bool = True
+    show_overlay: bool = True
+    show_plots: bool = True
+    show_controls: bool = True
+    follow_hand: bool = False
+    record_dir: str = ""
+    last_dir: str = ""
+
+
+def _coerce(value: object, kind: type) -> object:
+    if kind is bool:
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    return kind(value)
+
+
+def load_settings(store: QSettings) -> AppSettings:
+    """Read every field, keeping the default for missing or unreadable values."""
+    defaults = AppSettings()
+    values = {}
+    types = {"int": int, "float": float, "bool": bool, "str": str}
+    for f in fields(AppSettings):
+        default = getattr(defaults, f.name)
+        raw = store.value(f"app/{f.name}", default)
+        try:
+            values[f.name] = _coerce(raw, types[str(f.type)])
+        except (TypeError, ValueError):
+            log.warning("settings: ignoring unreadable %s=%r", f.name, raw)
+            values[f.name] = default
+    settings = AppSettings(**values)
+    settings.n_hypotheses = min(64, max(1, settings.n_hypotheses))
+    settings.ddim_steps = min(4, max(1, settings.ddim_steps))
+    settings.focal_px = max(0.0, settings.focal_px)
+    return settings
+
+
+def save_settings(store: QSettings, settings: AppSettings) -> None:
+    for name, value in dataclasses.asdict(settings).items():
+        store.setValue(f"app/{name}", value)
+
+
+def save_window_state(store: QSettings, geometry: QByteArray, state: QByteArray) -> None:
+    store.setValue("window/geometry", geometry)
+    store.setValue("window/state", state)
+
+
+def load_window_state(store: QSettings) -> tuple[QByteArray | None, QByteArray | None]:
+    geometry = store.value("window/geometry")
+    state = store.value("window/state")
+    return (geometry if isinstance(geometry, QByteArray) else None,
+            state if isinstance(state, QByteArray) else None)

@@ -1,0 +1,141 @@
+"""The camera image with each hand's 2D keypoints, bones and (optionally) its projected mesh.
+
+The mesh overlay is painted into a copy of the frame with OpenCV (the triangles filled into a
+mask around the hand, then a blend), about 5 ms per hand; keypoints and bones are drawn with
+QPainter on top, scaled with the image.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from handviz.types import BONES, HandEstimate, Detection
+
+HAND_QCOLOURS = {"Right": QColor(238, 158, 115), "Left": QColor(115, 173, 238)}
+OVERLAY_RGB = {"Right": (238, 158, 115), "Left": (115, 173, 238)}
+OVERLAY_ALPHA = 0.45
+
+
+def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pinhole projection. points: (P, 3) mm camera frame; K: (3, 3) -> (P, 2) px (z clamped > 1 mm)."""
+    z = np.maximum(points[:, 2:3], 1.0)
+    return points[:, :2] / z * np.array([K[0, 0], K[1, 1]]) + np.array([K[0, 2], K[1, 2]])
+
+
+def paint_mesh_overlay(image: np.ndarray, hands: list[HandEstimate], faces: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """A copy of image (H, W, 3) uint8 with each hand's mesh silhouette blended in its colour.
+
+    Only the hand's bounding box is masked and blended, so the cost follows the hand's size.
+    """
+    out = image.copy()
+    h, w = image.shape[:2]
+    for hand in hands:
+        verts = np.asarray(hand.vertices)
+        if len(verts) == 0 or faces is None or faces.max() >= len(verts):
+            continue
+        uv = project(verts, K)
+        if not np.all(np.isfinite(uv)):
+            continue
+        x0, y0 = np.clip(np.floor(uv.min(axis=0)).astype(int), 0, [w, h])
+        x1, y1 = np.clip(np.ceil(uv.max(axis=0)).astype(int) + 1, 0, [w, h])
+        if x1 <= x0 or y1 <= y0:
+            continue
+        tris = np.round((uv[faces] - [x0, y0]) * 4).astype(np.int32)  # 2 bits of sub-pixel precision
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        for tri in tris:  # one call per triangle: fillPoly on all at once is even-odd, so overlaps cancel
+            cv2.fillConvexPoly(mask, tri, 255, lineType=cv2.LINE_8, shift=2)
+        roi = out[y0:y1, x0:x1]
+        colour = np.empty_like(roi)
+        colour[:] = OVERLAY_RGB.get(hand.handedness, OVERLAY_RGB["Right"])
+        blended = cv2.addWeighted(roi, 1 - OVERLAY_ALPHA, colour, OVERLAY_ALPHA, 0.0)
+        np.copyto(roi, blended, where=mask[..., None] > 0)
+    return out
+
+
+def to_qimage(rgb: np.ndarray) -> QImage:
+    """(H, W, 3) uint8 RGB -> QImage that owns a copy of the pixels."""
+    rgb = np.ascontiguousarray(rgb)
+    h, w = rgb.shape[:2]
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+class VideoView(QWidget):
+    """Shows the newest frame, scaled to fit with its aspect ratio kept."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(320, 240)
+        self._image: QImage | None = None
+        self._width = 0
+        self._keypoints: list[tuple[str, np.ndarray]] = []
+        self._message = "waiting for frames"
+        self.mirrored = False
+        self.show_overlay = True
+        self.faces: np.ndarray | None = None
+
+    def set_message(self, text: str) -> None:
+        """Text shown when there is no image (or over it, bottom left)."""
+        self._message = text
+        self.update()
+
+    def show_frame(self, image: np.ndarray, detections: list[Detection], hands: list[HandEstimate],
+                   K: np.ndarray) -> None:
+        """image: (H, W, 3) uint8 RGB as the model saw it; K: (3, 3)."""
+        if self.show_overlay and self.faces is not None and hands:
+            image = paint_mesh_overlay(image, hands, self.faces, K)
+        if self.mirrored:
+            image = image[:, ::-1]
+        self._width = image.shape[1]
+        self._image = to_qimage(image)
+        shown = hands if hands else detections
+        self._keypoints = [(d.handedness, np.asarray(d.keypoints_2d, np.float32)) for d in shown]
+        self.update()
+
+    def clear(self) -> None:
+        self._image = None
+        self._keypoints = []
+        self.update()
+
+    def _target_rect(self) -> QRectF:
+        assert self._image is not None
+        iw, ih = self._image.width(), self._image.height()
+        s = min(self.width() / iw, self.height() / ih)
+        w, h = iw * s, ih * s
+        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(20, 22, 26))
+        if self._image is None:
+            painter.setPen(QColor(200, 200, 200))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._message)
+            return
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = self._target_rect()
+        painter.drawImage(rect, self._image)
+        scale = rect.width() / self._image.width()
+        for handedness, kp in self._keypoints:
+            uv = kp.copy()
+            if self.mirrored:
+                uv[:, 0] = (self._width - 1) - uv[:, 0]
+            pts = [QPointF(rect.x() + u * scale, rect.y() + v * scale) for u, v in uv]
+            colour = HAND_QCOLOURS.get(handedness, HAND_QCOLOURS["Right"])
+            painter.setPen(QPen(colour.darker(130), 2.5))
+            for a, b in BONES:
+                painter.drawLine(pts[a], pts[b])
+            painter.setPen(QPen(QColor(255, 255, 255), 1))
+            painter.setBrush(colour)
+            for p in pts:
+                painter.drawEllipse(p, 3.5, 3.5)
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(pts[0] + QPointF(6, 14), handedness)
+        if self._message:
+            painter.setPen(QColor(230, 230, 230))
+            painter.drawText(QRectF(rect.x() + 8, rect.bottom() - 24, rect.width() - 16, 20),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, self._message)

@@ -1,0 +1,106 @@
+"""Camera intrinsics K (3, 3): a field-of-view guess, a user focal length, or a calibration file.
+
+The root translation of each hand is solved from its 2D keypoints and K, so K decides where the
+mesh lands in depth; a wrong focal length scales the distance, not the hand's shape.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from handviz.logs import InputError
+
+#: Horizontal field of view assumed for an uncalibrated webcam (typical laptop cameras: 55-70 deg).
+DEFAULT_FOV_DEG = 60.0
+
+
+def default_intrinsics(width: int, height: int, fov_deg: float = DEFAULT_FOV_DEG,
+                       focal_px: float | None = None) -> np.ndarray:
+    """K (3, 3) float64 with the principal point at the image centre.
+
+    focal_px, when given, wins; otherwise f = (width / 2) / tan(fov_deg / 2) (square pixels).
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    if focal_px is None:
+        if not 1.0 <= fov_deg <= 179.0:
+            raise ValueError(f"fov_deg must be within [1, 179], got {fov_deg}")
+        focal_px = (width / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
+    if focal_px <= 0:
+        raise ValueError(f"focal length must be positive, got {focal_px}")
+    return np.array([[focal_px, 0.0, (width - 1) / 2.0],
+                     [0.0, focal_px, (height - 1) / 2.0],
+                     [0.0, 0.0, 1.0]])
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """K as calibrated, and the image size it was calibrated at (None: use as is at any size)."""
+
+    K: np.ndarray  # (3, 3)
+    width: int | None = None
+    height: int | None = None
+
+    def for_size(self, width: int, height: int) -> np.ndarray:
+        """K rescaled to a frame of width x height (a camera delivering a different resolution)."""
+        K = np.array(self.K, dtype=np.float64, copy=True)
+        if self.width and self.height and (self.width, self.height) != (width, height):
+            sx, sy = width / self.width, height / self.height
+            K[0, :] *= sx
+            K[1, :] *= sy
+        return K
+
+
+def load_intrinsics(path: str | Path) -> Calibration:
+    """Read a calibration JSON: either {"K": [[fx,0,cx],[0,fy,cy],[0,0,1]]} or
+    {"fx":..,"fy":..,"cx":..,"cy":..}, each optionally with "width" and "height" (pixels).
+
+    OpenCV's `camera_matrix` key is accepted as a synonym of "K". Raises InputError naming the
+    file and what is wrong with it.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: intrinsics file not found; pass a JSON file with fx, fy, cx, cy") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a readable JSON intrinsics file ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object with K or fx/fy/cx/cy")
+    matrix = data.get("K", data.get("camera_matrix"))
+    try:
+        if matrix is not None:
+            K = np.asarray(matrix, dtype=np.float64).reshape(3, 3)
+        elif all(k in data for k in ("fx", "fy", "cx", "cy")):
+            K = np.array([[float(data["fx"]), 0.0, float(data["cx"])],
+                          [0.0, float(data["fy"]), float(data["cy"])],
+                          [0.0, 0.0, 1.0]])
+        else:
+            raise InputError(f"{path}: needs a 3x3 \"K\" or the keys fx, fy, cx, cy")
+        width = int(data["width"]) if "width" in data else None
+        height = int(data["height"]) if "height" in data else None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: intrinsics values are not numbers of the right shape ({exc})") from None
+    if not (np.all(np.isfinite(K)) and K[0, 0] > 0 and K[1, 1] > 0):
+        raise InputError(f"{path}: focal lengths must be positive finite numbers")
+    return Calibration(K=K, width=width, height=height)
+
+
+@dataclass(frozen=True)
+class IntrinsicsChoice:
+    """What the user picked: a calibration file wins, then a focal length, then the FOV guess."""
+
+    calibration: Calibration | None = None
+    focal_px: float | None = None
+    fov_deg: float = DEFAULT_FOV_DEG
+
+    def K_for(self, width: int, height: int) -> np.ndarray:
+        """K (3, 3) for a frame of this size."""
+        if self.calibration is not None:
+            return self.calibration.for_size(width, height)
+        return default_intrinsics(width, height, fov_deg=self.fov_deg, focal_px=self.focal_px)

@@ -1,0 +1,400 @@
+"""The three-stage pipeline: capture thread -> detect thread -> inference worker -> callback.
+
+Stages hand frames over through `LatestQueue`s (newest wins, drops counted), stamp their times
+into `Frame.stamps`, and turn their own failures into a `FrameResult.error` or a
+`PipelineEvent`, then carry on with the next frame. `stop()` joins every thread and releases the
+source. No Qt here: the app subscribes through the two callbacks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from handviz.logs import InputError
+from handviz.pipeline import timing
+from handviz.pipeline.inference import InferenceBackend, InferOptions, mediapipe_backend
+from handviz.pipeline.intrinsics import IntrinsicsChoice
+from handviz.pipeline.latest_queue import LatestQueue, QueueClosed
+from handviz.pipeline.smoothing import HandSmoother
+from handviz.pipeline.sources import Source, SourceError
+from handviz.types import Detection, Frame, FrameResult
+
+log = logging.getLogger(__name__)
+
+#: How long a stage waits on its input before checking whether it should stop (seconds).
+_POLL_S = 0.1
+
+
+class Detector(Protocol):
+    def detect(self, rgb: np.ndarray) -> list[Detection]: ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """Everything the user may change while frames flow; replaced whole (never mutated)."""
+
+    infer: InferOptions = field(default_factory=InferOptions)
+    smoothing: bool = True
+    intrinsics: IntrinsicsChoice = field(default_factory=IntrinsicsChoice)
+
+
+@dataclass
+class PipelineEvent:
+    """Something the user should hear about.
+
+    kind: "source-ended" | "source-error" | "backend-ready" | "backend-failed" | "stage-error" |
+    "warning" | "stopped". level: "info" | "warning" | "error". data: numpy/plain values only.
+    """
+
+    kind: str
+    message: str
+    level: str = "info"
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _default_detector() -> Detector:
+    from handviz.pipeline.detector import HandDetector
+
+    return HandDetector(max_hands=2)
+
+
+@dataclass
+class _Detected:
+    frame: Frame
+    detections: list[Detection]
+    error: str | None = None
+
+
+class Pipeline:
+    """Run `source` through a detector and an inference backend on three threads.
+
+    detector_factory and backend_factory are called on the thread that uses the object (MediaPipe
+    graphs and torch modules stay on one thread). backend_factory=None, or one that raises, falls
+    back to MediaPipe's 3D (`mediapipe_backend`) with a "backend-failed" event. `source` may be a
+    callable that opens it: then opening happens on the capture thread too (a camera can take
+    seconds to answer), and a failure is a "source-error" event with data {"opening": True}.
+    realtime=True paces file sources at their frame rate and drops the oldest frame when a stage
+    is busy; realtime=False runs as fast as the stages allow and loses no frame (offline runs).
+    """
+
+    def __init__(
+        self,
+        source: Source | Callable[[], Source],
+        on_result: Callable[[FrameResult], None],
+        on_event: Callable[[PipelineEvent], None] | None = None,
+        detector_factory: Callable[[], Detector] = _default_detector,
+        backend_factory: Callable[[], InferenceBackend] | None = None,
+        options: PipelineOptions | None = None,
+        realtime: bool = True,
+    ) -> None:
+        self._source_opener = source if callable(source) and not isinstance(source, Source) else None
+        self.source: Source | None = None if self._source_opener else source  # type: ignore[assignment]
+        self._on_result = on_result
+        self._on_event = on_event or (lambda event: None)
+        self._detector_factory = detector_factory
+        self._backend_factory = backend_factory
+        self._options = options or PipelineOptions()
+        self.realtime = realtime
+        self.backend: InferenceBackend | None = None
+        self._to_detect: LatestQueue[Frame] = LatestQueue(1)
+        self._to_infer: LatestQueue[_Detected] = LatestQueue(1)
+        self._stop = threading.Event()
+        self._paused = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._smoother = HandSmoother()
+        self._frames_captured = 0
+        self._reported_errors: set[str] = set()
+        self._loader: threading.Thread | None = None
+
+    # ---- control ---------------------------------------------------------------------------
+    @property
+    def options(self) -> PipelineOptions:
+        return self._options
+
+    def set_options(self, **changes: Any) -> PipelineOptions:
+        """Replace some options (PipelineOptions field names); takes effect with the next frame."""
+        self._options = dataclasses.replace(self._options, **changes)
+        return self._options
+
+    @property
+    def dropped(self) -> int:
+        """Frames thrown away between stages because a newer one arrived first."""
+        return self._to_detect.dropped + self._to_infer.dropped
+
+    @property
+    def frames_captured(self) -> int:
+        return self._frames_captured
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    @property
+    def threads(self) -> list[threading.Thread]:
+        return list(self._threads)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    def set_paused(self, paused: bool) -> None:
+        """Hold the flow of frames (a camera keeps being read, so resuming shows a fresh frame)."""
+        if paused:
+            self._paused.set()
+        else:
+            self._paused.clear()
+
+    def start(self) -> None:
+        if self._threads:
+            raise RuntimeError("a Pipeline starts once; make a new one to run again")
+        for name, target in (("capture", self._capture_loop), ("detect", self._detect_loop),
+                             ("infer", self._infer_loop)):
+            thread = threading.Thread(target=target, name=f"handviz-{name}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop every stage, join the threads, release the source. True when all threads ended."""
+        self._stop.set()
+        self._to_detect.close()
+        self._to_infer.close()
+        current = threading.current_thread()
+        for thread in self._threads:
+            if thread is not current:
+                thread.join(timeout)
+        if self._loader is not None:
+            self._loader.join(0.2)  # a model load cannot be interrupted: a daemon, left to finish
+        alive = [t.name for t in self._threads if t.is_alive() and t is not current]
+        self._close_source()
+        if alive:
+            log.error("pipeline threads did not stop within %.1f s: %s", timeout, ", ".join(alive))
+        return not alive
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a finite source to be fully processed; True when every thread ended."""
+        for thread in self._threads:
+            thread.join(timeout)
+        return not self.running
+
+    def wait_for_backend(self, timeout: float | None = None) -> InferenceBackend | None:
+        """Block until the model is loaded (or fell back); for offline runs that need the model
+        from the first frame. Call after start()."""
+        if self._loader is None:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while self._loader is None and self.backend is None and not self._stop.is_set():
+                if deadline is not None and time.monotonic() > deadline:
+                    return None
+                time.sleep(0.01)
+        if self._loader is not None:
+            self._loader.join(timeout)
+        return self.backend
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def _emit(self, event: PipelineEvent) -> None:
+        try:
+            self._on_event(event)
+        except Exception:  # a broken subscriber must not kill a stage
+            log.exception("event callback failed for %s", event.kind)
+
+    def _stage_error(self, stage: str, exc: BaseException) -> str:
+        """One line for the user; logged once per distinct error (a bug's traceback to the log)."""
+        if isinstance(exc, InputError):  # says what to fix: no class name, no traceback
+            message = f"{stage} failed: {str(exc).rstrip('.')}"
+        else:
+            message = f"{stage} failed: {type(exc).__name__}: {exc}"
+        if message not in self._reported_errors:
+            self._reported_errors.add(message)
+            if isinstance(exc, InputError):
+                log.warning("%s", message)
+            else:
+                log.error("%s", message, exc_info=exc)
+        return message
+
+    def _close_source(self) -> None:
+        if self.source is None:
+            return
+        try:
+            self.source.close()
+        except Exception:
+            log.exception("closing %s failed", self.source)
+
+    # ---- stages ----------------------------------------------------------------------------
+    def _open_source(self) -> Source | None:
+        if self.source is None:
+            assert self._source_opener is not None
+            try:
+                source = self._source_opener()
+            except Exception as exc:
+                message = str(exc) if isinstance(exc, SourceError) else self._stage_error("opening the source", exc)
+                self._emit(PipelineEvent("source-error", message, "error", data={"opening": True}))
+                return None
+            self.source = source
+            if self._stop.is_set():  # stopped while the camera was waking up
+                self._close_source()
+                return None
+        self._emit(PipelineEvent("source-opened", f"playing {self.source.name}", data={
+            "name": self.source.name, "live": self.source.live, "fps": self.source.fps}))
+        return self.source
+
+    def _capture_loop(self) -> None:
+        try:
+            source = self._open_source()
+            if source is not None:
+                self._capture_frames(source)
+        finally:
+            self._to_detect.close()  # lets the detect stage drain and end
+
+    def _capture_frames(self, source: Source) -> None:
+        period = 1.0 / source.fps if (self.realtime and source.fps) else 0.0
+        next_due = timing.now()
+        index = 0
+        warned = 0
+        while not self._stop.is_set():
+            if self._paused.is_set() and not source.live:
+                self._stop.wait(_POLL_S)
+                continue
+            if period:
+                delay = next_due - timing.now()
+                if delay > 0 and self._stop.wait(delay):
+                    break
+                next_due = max(next_due + period, timing.now() - period)
+            try:
+                image = source.read()
+            except SourceError as exc:
+                self._emit(PipelineEvent("source-error", str(exc), "error"))
+                return
+            except Exception as exc:
+                message = self._stage_error(f"reading {source.name}", exc)
+                self._emit(PipelineEvent("source-error", message, "error"))
+                return
+            for text in source.warnings[warned:]:
+                self._emit(PipelineEvent("warning", text, "warning"))
+            warned = len(source.warnings)
+            if image is None:
+                self._emit(PipelineEvent("source-ended", f"{source.name}: end of source"))
+                return
+            if self._paused.is_set():
+                continue
+            frame = Frame(index=index, image=image, source=source.name)
+            frame.stamps[timing.CAPTURED] = timing.now()
+            index += 1
+            self._frames_captured = index
+            self._to_detect.put(frame, wait=not self.realtime)
+
+    def _detect_loop(self) -> None:
+        try:
+            detector = self._detector_factory()
+        except Exception as exc:
+            message = self._stage_error("starting the hand detector", exc)
+            self._emit(PipelineEvent("stage-error", message, "error"))
+            self._stop.set()
+            self._to_detect.close()
+            self._to_infer.close()
+            return
+        try:
+            while True:
+                try:
+                    frame = self._to_detect.get(timeout=_POLL_S)
+                except TimeoutError:
+                    if self._stop.is_set():
+                        break
+                    continue
+                except QueueClosed:
+                    break
+                frame.stamps[timing.DETECT_START] = timing.now()
+                try:
+                    item = _Detected(frame, detector.detect(frame.image))
+                except Exception as exc:
+                    item = _Detected(frame, [], self._stage_error("hand detection", exc))
+                frame.stamps[timing.DETECT_END] = timing.now()
+                self._to_infer.put(item, wait=not self.realtime)
+        finally:
+            self._to_infer.close()
+            try:
+                detector.close()
+            except Exception:
+                log.exception("closing the hand detector failed")
+
+    def _start_loading_backend(self) -> threading.Thread | None:
+        """Load the model on a helper thread, so frames keep flowing (with MediaPipe's 3D) while
+        torch starts, and so stop() never waits on a load it cannot interrupt."""
+        if self._backend_factory is None:
+            self._use_backend(mediapipe_backend())
+            return None
+        factory = self._backend_factory
+
+        def load() -> None:
+            try:
+                backend = factory()
+            except Exception as exc:
+                message = self._stage_error("loading the cascade", exc)
+                self._emit(PipelineEvent("backend-failed", f"{message}. Showing MediaPipe's own 3D joints "
+                                         "only (no mesh, no hypotheses).", "warning"))
+                backend = mediapipe_backend()
+            if not self._stop.is_set():
+                self._use_backend(backend)
+
+        loader = threading.Thread(target=load, name="handviz-model-load", daemon=True)
+        loader.start()
+        return loader
+
+    def _use_backend(self, backend: InferenceBackend) -> None:
+        self.backend = backend
+        self._emit(PipelineEvent("backend-ready", f"{backend.name} on {backend.device}",
+                                 data={"name": backend.name, "device": backend.device, "faces": backend.faces}))
+
+    def _infer_loop(self) -> None:
+        self._loader = self._start_loading_backend()
+        interim = mediapipe_backend()  # live: until the model is loaded
+        while not self.realtime and self._loader is not None and self._loader.is_alive():
+            self._loader.join(_POLL_S)  # offline: every frame goes through the model
+            if self._stop.is_set():
+                break
+        while True:
+            try:
+                item = self._to_infer.get(timeout=_POLL_S)
+            except TimeoutError:
+                if self._stop.is_set():
+                    break
+                continue
+            except QueueClosed:
+                break
+            self._deliver(self._infer_one(self.backend or interim, item))
+        self._emit(PipelineEvent("stopped", "pipeline stopped"))
+
+    def _infer_one(self, backend: InferenceBackend, item: _Detected) -> FrameResult:
+        frame = item.frame
+        options = self._options
+        h, w = frame.image.shape[:2]
+        K = options.intrinsics.K_for(w, h)
+        hands = []
+        error = item.error
+        frame.stamps[timing.INFER_START] = timing.now()
+        if error is None and item.detections:
+            try:
+                hands = backend.infer(frame, item.detections, K, options.infer)
+            except Exception as exc:
+                error = self._stage_error("3D estimation", exc)
+        frame.stamps[timing.INFER_END] = timing.now()
+        if options.smoothing:
+            hands = self._smoother(hands, frame.stamps[timing.CAPTURED])
+        else:
+            self._smoother.reset()
+        return FrameResult(frame=frame, detections=item.detections, hands=hands, intrinsics=K, error=error)
+
+    def _deliver(self, result: FrameResult) -> None:
+        result.frame.stamps[timing.DELIVERED] = timing.now()
+        result.timings_ms = timing.stage_timings(result.frame.stamps)
+        try:
+            self._on_result(result)
+        except Exception as exc:
+            message = self._stage_error("result callback", exc)
+            self._emit(PipelineEvent("stage-error", message, "error"))

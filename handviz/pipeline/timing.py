@@ -1,0 +1,104 @@
+"""Stage stamps and rolling statistics: what the status bar and the performance plots show.
+
+Each stage writes `frame.stamps[<event>] = time.perf_counter()`; `stage_timings` turns the stamps
+into per-stage milliseconds, and `RollingStats` keeps a short window of them for FPS and means.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from handviz.types import FrameResult
+
+# Stamp names, in the order a frame meets them.
+CAPTURED = "captured"
+DETECT_START = "detect_start"
+DETECT_END = "detect_end"
+INFER_START = "infer_start"
+INFER_END = "infer_end"
+DELIVERED = "delivered"
+
+#: (timing name, from stamp, to stamp). "latency" is capture -> result delivered.
+STAGES: tuple[tuple[str, str, str], ...] = (
+    ("detect", DETECT_START, DETECT_END),
+    ("infer", INFER_START, INFER_END),
+    ("wait", CAPTURED, DETECT_START),
+    ("latency", CAPTURED, DELIVERED),
+)
+
+
+def now() -> float:
+    """The clock every stamp uses (seconds, monotonic)."""
+    return time.perf_counter()
+
+
+def stage_timings(stamps: dict[str, float]) -> dict[str, float]:
+    """Milliseconds per stage for the stamps present (missing stamps -> stage left out)."""
+    out = {}
+    for name, start, end in STAGES:
+        if start in stamps and end in stamps:
+            out[name] = (stamps[end] - stamps[start]) * 1000.0
+    return out
+
+
+@dataclass
+class StatsSnapshot:
+    """Rolling means over the last window: fps of delivered results, ms per stage, mean spread."""
+
+    fps: float = 0.0
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    mean_spread_mm: float | None = None
+    hands: int = 0
+    frames: int = 0
+
+
+class RollingStats:
+    """Thread-safe window (seconds) of delivered results."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.window_s = window_s
+        self._lock = threading.Lock()
+        self._items: deque[tuple[float, dict[str, float], float | None, int]] = deque()
+        self.total = 0
+
+    def add(self, result: FrameResult, at: float | None = None) -> None:
+        """Record one delivered result (at: its delivery time, default now())."""
+        at = now() if at is None else at
+        spreads = [float(h.joint_spread.mean()) for h in result.hands if h.joint_spread.size]
+        spread = sum(spreads) / len(spreads) if spreads else None
+        with self._lock:
+            self._items.append((at, dict(result.timings_ms), spread, len(result.hands)))
+            self.total += 1
+            self._trim(at)
+
+    def _trim(self, at: float) -> None:
+        while self._items and at - self._items[0][0] > self.window_s:
+            self._items.popleft()
+
+    def snapshot(self, at: float | None = None) -> StatsSnapshot:
+        """Means over the window ending at `at` (default now())."""
+        at = now() if at is None else at
+        with self._lock:
+            self._trim(at)
+            items = list(self._items)
+        if not items:
+            return StatsSnapshot(frames=self.total)
+        span = items[-1][0] - items[0][0]
+        fps = (len(items) - 1) / span if len(items) > 1 and span > 0 else 0.0
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        for _, timings, _, _ in items:
+            for name, ms in timings.items():
+                sums[name] = sums.get(name, 0.0) + ms
+                counts[name] = counts.get(name, 0) + 1
+        spreads = [s for _, _, s, _ in items if s is not None]
+        return StatsSnapshot(
+            fps=fps,
+            stage_ms={name: sums[name] / counts[name] for name in sums},
+            mean_spread_mm=sum(spreads) / len(spreads) if spreads else None,
+            hands=items[-1][3],
+            frames=self.total,
+        )
