@@ -58,12 +58,20 @@ class Cascade:
         self.use_image_default = bool(self.config.get("use_image_default", True))
 
     @classmethod
-    def from_weights(cls, weights_dir: str | os.PathLike | None = None, device: str | None = None) -> Cascade:
-        """Load stage1/mesh_ae/mesh_ldm safetensors from weights_dir (see handviz.paths.weights_dir)."""
+    def from_weights(cls, weights_dir: str | os.PathLike | None = None, device: str | None = None,
+                     cpu_threads: int | None = 1) -> Cascade:
+        """Load stage1/mesh_ae/mesh_ldm safetensors from weights_dir (see handviz.paths.weights_dir).
+
+        On CPU the cascade's small matrices run best on one thread (measured: N=32 in ~4 ms on
+        one thread, with 10x worse p90 on two while MediaPipe shares the cores), so by default
+        torch is limited to one; pass cpu_threads=None to keep torch's own setting.
+        """
         from handviz.hand.asset import load_hand_asset
 
         wdir = resolve_weights_dir(weights_dir)
         dev = pick_device(device)
+        if dev.type == "cpu" and cpu_threads:
+            torch.set_num_threads(cpu_threads)
         enc, den, cfg1 = load_stage1(wdir, dev)
         ae, ldm, cfg2 = load_mesh_models(wdir, dev)
         check_cascade_compatible(enc, ldm, wdir)

@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f = dsub.add_parser("fit-noise", help="fit the keypoint-only mode's MediaPipe noise model")
     f.add_argument("data", type=Path, help="folder of render-mode shards")
     f.add_argument("--out", type=Path, default=None, help="default: assets/data/mediapipe_noise.npz")
+    f.add_argument("--shards", type=int, default=None, help="fit on the first K shards only")
     p.set_defaults(func=run)
 
 
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from handviz.data.noise_model import fit_noise_model, noise_model_path
     from handviz.data.shards import load_shards
 
-    d = load_shards(args.data, ["kp2d", "kp2d_gt", "detected", "mp_right"])
+    d = load_shards(args.data, ["kp2d", "kp2d_gt", "detected", "mp_right"], max_shards=args.shards)
     keep = d["detected"] & d["mp_right"]
     model = fit_noise_model(d["kp2d"][keep], d["kp2d_gt"][keep])
     out = args.out or noise_model_path()

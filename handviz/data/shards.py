@@ -41,9 +41,9 @@ def list_shards(data_dir: Path) -> list[Path]:
     return sorted(Path(data_dir).glob(SHARD_GLOB))
 
 
-def load_shards(data_dir: Path, keys: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Concatenate every shard in data_dir (optionally only `keys`)."""
-    shards = list_shards(data_dir)
+def load_shards(data_dir: Path, keys: list[str] | None = None, max_shards: int | None = None) -> dict[str, np.ndarray]:
+    """Concatenate every shard in data_dir (optionally only `keys`, only the first `max_shards`)."""
+    shards = list_shards(data_dir)[:max_shards]
     if not shards:
         raise FileNotFoundError(f"no {SHARD_GLOB} files in {data_dir}: run `handviz data synth --out {data_dir}`")
     parts: dict[str, list[np.ndarray]] = {}

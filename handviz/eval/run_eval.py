@@ -39,6 +39,7 @@ def score_predictions(joints: np.ndarray, hyps: np.ndarray, verts: np.ndarray,
                       gt_joints: np.ndarray, gt_verts: np.ndarray) -> dict[str, float]:
     """All the synthetic metrics for (B, 21, 3) joints, (B, N, 21, 3) hypotheses, (B, V, 3) verts (mm)."""
     pa = M.pa_mpjpe(joints, gt_joints)
+    rr = M.mpjpe(joints, gt_joints)
     spread = M.spread(hyps).mean(axis=1)
     rel_h = hyps - hyps[:, :, :1]
     rel_g = gt_joints - gt_joints[:, :1]
@@ -46,11 +47,14 @@ def score_predictions(joints: np.ndarray, hyps: np.ndarray, verts: np.ndarray,
     return {
         "pa_mpjpe_mm": float(pa.mean()),
         "pa_mpvpe_mm": float(M.pa_mpvpe(verts, gt_verts).mean()),
-        "mpjpe_mm": float(M.mpjpe(joints, gt_joints).mean()),
+        "mpjpe_mm": float(rr.mean()),
         "f5": float(M.f_score(verts, gt_verts, 5.0).mean()),
         "f15": float(M.f_score(verts, gt_verts, 15.0).mean()),
         "best_of_n_pa_mpjpe_mm": float(M.best_of_n(hyps, gt_joints).mean()),
-        "spread_error_spearman": M.spearman(spread, pa),
+        "best_of_n_mpjpe_mm": float(M.best_of_n(hyps, gt_joints, metric="mpjpe").mean()),
+        # The spread is of root-relative joints, so it should predict the root-relative error.
+        "spread_error_spearman": M.spearman(spread, rr),
+        "spread_pa_error_spearman": M.spearman(spread, pa),
         "mean_spread_mm": float(spread.mean()),
         "coverage_2x": calib["coverage_2x"],
         "interval_coverage_90": calib["interval_coverage_90"],
