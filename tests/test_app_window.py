@@ -196,7 +196,8 @@ def test_record_then_replay_step_and_export(qtbot, make_window, tmp_path):
     w.actions_by_id["pause"].setChecked(True)
     # frames already on their way may still arrive: wait for the one asked for
     with qtbot.waitSignal(w.result_shown, timeout=WAIT_MS, check_params_cb=lambda k: k == 2):
-        w.replay_bar.slider.setValue(2)
+        # what a slider drag sends (setValue would send nothing if the player sits on 2 already)
+        w.replay_bar.seek.emit(2)
     with qtbot.waitSignal(w.result_shown, timeout=WAIT_MS, check_params_cb=lambda k: k == 3):
         w.actions_by_id["step_forward"].trigger()
     assert w._current.frame.index == 3 and w.replay_bar.label.text().startswith("4 /")

@@ -29,10 +29,13 @@ def tiny_joint_denoiser(**kw) -> JointDenoiser:
 @pytest.mark.parametrize("beta_schedule", ["cosine", "scaled_linear"])
 def test_add_noise_ends(beta_schedule: str) -> None:
     s = DDIMSchedule(1000, beta_schedule)
-    x0, noise = torch.randn(8, 63), torch.randn(8, 63)
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(8, 63, generator=g), torch.randn(8, 63, generator=g)
     start = s.add_noise(x0, noise, torch.zeros(8, dtype=torch.long))
-    assert (start - x0).abs().max() < 0.12  # ~x0: at most 3% noise (scaled_linear's beta_0)
     a = s.alphas_cumprod
+    # ~x0 at t=0: the change is bounded by the schedule's first step, a few percent of the noise
+    bound = (1 - a[0].sqrt()) * x0.abs().max() + (1 - a[0]).sqrt() * noise.abs().max()
+    assert (start - x0).abs().max() <= bound + 1e-6 and bound < 0.15
     assert torch.all(a[1:] < a[:-1]) and 0 < a[-1] < a[0] < 1
     if beta_schedule == "cosine":  # the one-step input really is pure noise
         end = s.add_noise(x0, noise, torch.full((8,), 999))
