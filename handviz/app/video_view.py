@@ -26,6 +26,23 @@ def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
     return points[:, :2] / z * np.array([K[0, 0], K[1, 1]]) + np.array([K[0, 2], K[1, 2]])
 
 
+def _silhouette_mask(uv: np.ndarray, faces: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Filled silhouette of the projected mesh: uv (V, 2) px, faces (F, 3) -> (H, W) uint8 mask.
+
+    Only triangles facing the camera are drawn: for a closed surface they cover the same
+    silhouette as all of them, at half the cost. Each is filled by its own call, because a single
+    fillPoly over all of them is even-odd, so overlapping triangles would cancel.
+    """
+    a, b, c = uv[faces[:, 0]], uv[faces[:, 1]], uv[faces[:, 2]]
+    signed_area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    front = faces[signed_area > 0] if np.count_nonzero(signed_area > 0) >= len(faces) // 4 else faces
+    tris = np.round(uv[front] * 4).astype(np.int32)  # 2 bits of sub-pixel precision
+    mask = np.zeros(shape, np.uint8)
+    for tri in tris:
+        cv2.fillConvexPoly(mask, tri, 255, lineType=cv2.LINE_8, shift=2)
+    return mask
+
+
 def paint_mesh_overlay(image: np.ndarray, hands: list[HandEstimate], faces: np.ndarray, K: np.ndarray) -> np.ndarray:
     """A copy of image (H, W, 3) uint8 with each hand's mesh silhouette blended in its colour.
 
@@ -44,10 +61,7 @@ def paint_mesh_overlay(image: np.ndarray, hands: list[HandEstimate], faces: np.n
         x1, y1 = np.clip(np.ceil(uv.max(axis=0)).astype(int) + 1, 0, [w, h])
         if x1 <= x0 or y1 <= y0:
             continue
-        tris = np.round((uv[faces] - [x0, y0]) * 4).astype(np.int32)  # 2 bits of sub-pixel precision
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        for tri in tris:  # one call per triangle: fillPoly on all at once is even-odd, so overlaps cancel
-            cv2.fillConvexPoly(mask, tri, 255, lineType=cv2.LINE_8, shift=2)
+        mask = _silhouette_mask(uv - [x0, y0], faces, (y1 - y0, x1 - x0))
         roi = out[y0:y1, x0:x1]
         colour = np.empty_like(roi)
         colour[:] = OVERLAY_RGB.get(hand.handedness, OVERLAY_RGB["Right"])

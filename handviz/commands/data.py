@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="make and inspect synthetic training data",
+    p = sub.add_parser("data", help="make, import and inspect training data",
                        description="Synthetic data: render the open hand, run MediaPipe on the render, "
                        "store MediaPipe's output with the exact 3D truth.")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -30,10 +30,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("data", type=Path, help="folder of render-mode shards")
     f.add_argument("--out", type=Path, default=None, help="default: assets/data/mediapipe_noise.npz")
     f.add_argument("--shards", type=int, default=None, help="fit on the first K shards only")
+    from handviz.data.real_to_shards import register_import
+
+    register_import(dsub)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.data_command == "import":
+        from handviz.data.real_to_shards import run_import
+
+        return run_import(args)
     if args.data_command == "synth":
         from handviz.data.synth import SynthConfig, synthesize
 

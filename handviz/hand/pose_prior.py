@@ -69,6 +69,8 @@ _JITTER = np.deg2rad([8.0, 4.0, 3.0])
 
 
 def _jittered_gestures(n: int, rng: np.random.Generator) -> np.ndarray:
+    if n == 0:  # small batches can draw no gesture at all
+        return np.zeros((0, NUM_JOINTS, 3))
     names = list(GESTURES)
     picks = rng.integers(len(names), size=n)
     base = np.stack([GESTURES[names[i]] for i in picks])
