@@ -68,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
         report["cascade_ms"] = report["cascade_ms_cuda"]
     best = Cascade.from_weights(args.weights, cpu_threads=args.threads or 1)
     report["pipeline"] = bench_pipeline(best, n_frames=args.frames)
+    import resource
+
+    # ru_maxrss is in KiB on Linux: the whole process (torch, MediaPipe, the models, the clip).
+    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if args.app:
         report["app"] = _app_report(args)
     if args.json:
