@@ -29,13 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"handviz.commands.{name}")
-        except ModuleNotFoundError as exc:  # a command still being written
-            if exc.name == f"handviz.commands.{name}":
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(f"handviz.commands.{name}").register(sub)
     return parser
 
 
