@@ -130,7 +130,7 @@ class Cascade:
         feat = self.crop_encoder(batch.crops) if batch.crops is not None else None
         joints = sample_joints(self.joint_denoiser, batch.cond, feat, n_hypotheses, ddim_steps, gen)
         latents = sample_mesh_latents(self.latent_denoiser, joints, feat, ddim_steps, gen)
-        verts = mean_decoded_mesh(self.mesh_ae, latents)  # (B, V, 3)
+        verts = self.mesh_ae.decode_mean(latents)  # (B, V, 3): the mean mesh over hypotheses
         hyps = joints.reshape(joints.shape[0], n_hypotheses, 21, 3).float().cpu().numpy() * JOINT_SCALE_MM
         verts = verts.float().cpu().numpy() * JOINT_SCALE_MM
         return [self._finish(d, batch.kp2d[i], batch.mirrored[i], hyps[i], verts[i], K)
@@ -154,14 +154,3 @@ class Cascade:
             mediapipe_world_3d=np.asarray(det.world_3d, np.float32),
         )
 
-
-def mean_decoded_mesh(mesh_ae, latents: torch.Tensor) -> torch.Tensor:
-    """Mean over hypotheses of the decoded meshes, (B, N, d) -> (B, V, 3), with one basis product.
-
-    The decoder ends in a linear PCA basis, so averaging the PCA coefficients first gives exactly
-    the mean of the N decoded meshes at 1/N of the cost.
-    """
-    z = latents * mesh_ae.latent_std + mesh_ae.latent_mean
-    coeffs = (mesh_ae.dec_lin(z) + mesh_ae.dec_res(z)) * mesh_ae.pca_scale  # (B, N, P)
-    flat = coeffs.mean(dim=1) @ mesh_ae.basis + mesh_ae.pca_mean
-    return flat.reshape(latents.shape[0], mesh_ae.num_verts, 3)

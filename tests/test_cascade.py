@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from handviz.data.camera import project
+from handviz.geometry import project
 from handviz.types import Detection
 
 

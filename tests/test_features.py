@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from handviz.data.camera import intrinsics_from_fov, project
+from handviz.data.camera import intrinsics_from_fov
+from handviz.geometry import project
 from handviz.features import (COND_DIM, crop_hand, keypoint_condition, normalize_keypoints,
                               solve_root_translation)
 

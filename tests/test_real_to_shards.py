@@ -21,7 +21,7 @@ import torch
 from test_datasets_real import FREIHAND, ho3d_root  # noqa: F401  (ho3d_root is a fixture)
 
 from handviz.data import joint_orders as JO
-from handviz.data.camera import project
+from handviz.geometry import project
 from handviz.data.real_sample import Sample
 from handviz.data.real_to_shards import ImportConfig, import_samples, open_dataset, register_import, run_import
 from handviz.data.shards import list_shards, load_shards, read_shard

@@ -4,7 +4,7 @@ the 3D truth re-projects, runs resume and repeat by seed."""
 import numpy as np
 import pytest
 
-from handviz.data.camera import project
+from handviz.geometry import project
 from handviz.data.noise_model import fit_noise_model, hand_size_px
 from handviz.data.shards import list_shards, load_shards
 from handviz.data.synth import SynthConfig, synthesize

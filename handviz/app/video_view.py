@@ -13,17 +13,12 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from handviz.geometry import project
 from handviz.types import BONES, HandEstimate, Detection
 
 HAND_QCOLOURS = {"Right": QColor(238, 158, 115), "Left": QColor(115, 173, 238)}
 OVERLAY_RGB = {"Right": (238, 158, 115), "Left": (115, 173, 238)}
 OVERLAY_ALPHA = 0.45
-
-
-def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Pinhole projection. points: (P, 3) mm camera frame; K: (3, 3) -> (P, 2) px (z clamped > 1 mm)."""
-    z = np.maximum(points[:, 2:3], 1.0)
-    return points[:, :2] / z * np.array([K[0, 0], K[1, 1]]) + np.array([K[0, 2], K[1, 2]])
 
 
 def _silhouette_mask(uv: np.ndarray, faces: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -54,7 +49,7 @@ def paint_mesh_overlay(image: np.ndarray, hands: list[HandEstimate], faces: np.n
         verts = np.asarray(hand.vertices)
         if len(verts) == 0 or faces is None or faces.max() >= len(verts):
             continue
-        uv = project(verts, K)
+        uv = project(verts, K, min_depth_mm=1.0)
         if not np.all(np.isfinite(uv)):
             continue
         x0, y0 = np.clip(np.floor(uv.min(axis=0)).astype(int), 0, [w, h])

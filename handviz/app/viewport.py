@@ -18,6 +18,7 @@ from pyvistaqt import QtInteractor
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from handviz.geometry import vertex_normals
 from handviz.types import BONES, NUM_JOINTS, HandEstimate
 
 #: Hand slots, keyed by true handedness.
@@ -30,23 +31,6 @@ SPREAD_CMAP = "plasma"
 BACKGROUND = "#1e2127"
 #: Where the view looks when there is no hand yet (mm in front of the camera).
 DEFAULT_DEPTH_MM = 450.0
-
-
-def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted unit vertex normals. verts: (V, 3); faces: (F, 3) int -> (V, 3) float32.
-
-    Done in numpy rather than with pyvista's filter, because the filter returns a new mesh (and
-    may split vertices), while the actor must keep showing the same one. bincount, not add.at:
-    ten times faster for a 1.6k-vertex hand.
-    """
-    verts = np.asarray(verts, np.float64)
-    tri = verts[faces]
-    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    idx = faces.ravel()
-    weights = np.repeat(face_n, 3, axis=0)  # one row per (face, corner), like idx
-    normals = np.stack([np.bincount(idx, weights=weights[:, c], minlength=len(verts)) for c in range(3)], axis=1)
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return (normals / np.maximum(length, 1e-12)).astype(np.float32)
 
 
 def _line_cells(pairs: tuple[tuple[int, int], ...]) -> np.ndarray:

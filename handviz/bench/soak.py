@@ -310,7 +310,7 @@ class OffscreenView:
         return self._meshes[i], self._clouds[i]
 
     def show(self, hands: list[Any]) -> None:
-        from handviz.app.viewport import vertex_normals
+        from handviz.geometry import vertex_normals
 
         for i, hand in enumerate(hands[:2]):
             hyps = np.asarray(hand.joint_hypotheses, np.float32).reshape(-1, 3)

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+from handviz.pipeline.sources import IMAGE_SUFFIXES
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -10,8 +10,3 @@ def intrinsics_from_fov(width: int, height: int, fov_y_deg: float) -> np.ndarray
     f = 0.5 * height / np.tan(np.deg2rad(fov_y_deg) / 2)
     return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=np.float32)
 
-
-def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """points: (..., 3) camera frame, K: (3, 3) or broadcastable (..., 3, 3) -> (..., 2) pixels."""
-    p = np.einsum("...ij,...j->...i", K, points)
-    return (p[..., :2] / p[..., 2:3]).astype(np.float32)

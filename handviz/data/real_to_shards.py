@@ -124,7 +124,7 @@ class _Importer:
 
     def _label_one(self, s: Sample, out: dict[str, np.ndarray], i: int) -> None:
         """Fill row i of `out`: truth (mirrored in for a left hand), then MediaPipe or the true crop."""
-        from handviz.data.camera import project
+        from handviz.geometry import project
         from handviz.data.noise_model import hand_size_px
         from handviz.features import crop_hand
 

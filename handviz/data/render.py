@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyvista as pv
 
-from handviz.data.normals import vertex_normals
+from handviz.geometry import vertex_normals
 
 
 @dataclass

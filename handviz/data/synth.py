@@ -18,7 +18,8 @@ from tqdm import tqdm
 
 from handviz.data.augment import composite, degrade
 from handviz.data.backgrounds import random_background
-from handviz.data.camera import intrinsics_from_fov, project
+from handviz.data.camera import intrinsics_from_fov
+from handviz.geometry import project
 from handviz.data.shards import shard_is_complete, shard_path, write_shard
 from handviz.features import CROP_SIZE, crop_hand
 

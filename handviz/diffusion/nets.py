@@ -309,9 +309,13 @@ class MeshAutoencoder(nn.Module):
         c = (verts.reshape(*verts.shape[:-2], -1) - self.pca_mean) @ self.basis.T / self.pca_scale
         return self.enc_lin(c) + self.enc_res(c)
 
+    def _coefficients(self, z: torch.Tensor) -> torch.Tensor:
+        """Un-normalised latent (..., d) -> PCA coefficients (..., pca_dim)."""
+        return (self.dec_lin(z) + self.dec_res(z)) * self.pca_scale
+
     def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
         """Un-normalised latent (..., d) -> (..., V, 3)."""
-        c = (self.dec_lin(z) + self.dec_res(z)) * self.pca_scale
+        c = self._coefficients(z)
         return (c @ self.basis + self.pca_mean).reshape(*z.shape[:-1], self.num_verts, 3)
 
     def encode(self, verts: torch.Tensor) -> torch.Tensor:
@@ -321,6 +325,15 @@ class MeshAutoencoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(..., d) normalised latent -> (..., V, 3) root-relative mesh / JOINT_SCALE_MM."""
         return self.decode_raw(z * self.latent_std + self.latent_mean)
+
+    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """Mean of the decoded meshes over hypotheses: (B, N, d) normalised -> (B, V, 3).
+
+        The decoder ends in a linear PCA basis, so averaging the coefficients first gives exactly
+        the mean of the N decoded meshes with one basis product instead of N.
+        """
+        c = self._coefficients(z * self.latent_std + self.latent_mean).mean(dim=1)
+        return (c @ self.basis + self.pca_mean).reshape(z.shape[0], self.num_verts, 3)
 
     def regress_joints(self, verts: torch.Tensor) -> torch.Tensor:
         """(..., V, 3) -> (..., 21, 3) with the stored joint regressor."""

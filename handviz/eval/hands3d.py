@@ -23,6 +23,7 @@ from scipy.optimize import linear_sum_assignment
 from handviz.data.joint_orders import split_two_hands, to_mediapipe
 from handviz.data.real_sample import Sample
 from handviz.eval import metrics as M
+from handviz.geometry import project
 from handviz.types import BONES, Detection
 
 INTERHAND_DIR = "interhand2.6m"
@@ -53,13 +54,6 @@ def world_to_camera(points: np.ndarray, campos: np.ndarray, camrot: np.ndarray) 
     """InterHand2.6M's convention, X_cam = R (X_world - campos). points: (..., 3) mm -> (..., 3) mm."""
     pts = np.asarray(points, dtype=np.float64)
     return (pts - np.asarray(campos, np.float64)) @ np.asarray(camrot, np.float64).T
-
-
-def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Pinhole projection of camera-frame points: (..., 3) mm -> (..., 2) px."""
-    pts = np.asarray(points, dtype=np.float64)
-    uvw = pts @ np.asarray(K, np.float64).T
-    return uvw[..., :2] / uvw[..., 2:3]
 
 
 def _dataset_dir(root: Path, name: str, marker: str) -> Path:

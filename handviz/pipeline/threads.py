@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -289,6 +290,17 @@ class Pipeline:
             self._frames_captured = index
             self._to_detect.put(frame, wait=not self.realtime)
 
+    def _drain(self, queue: LatestQueue) -> Iterator:
+        """Items from a stage queue until it is closed, or empty while stop() has been asked."""
+        while True:
+            try:
+                yield queue.get(timeout=_POLL_S)
+            except TimeoutError:
+                if self._stop.is_set():
+                    return
+            except QueueClosed:
+                return
+
     def _detect_loop(self) -> None:
         try:
             detector = self._detector_factory()
@@ -300,15 +312,7 @@ class Pipeline:
             self._to_infer.close()
             return
         try:
-            while True:
-                try:
-                    frame = self._to_detect.get(timeout=_POLL_S)
-                except TimeoutError:
-                    if self._stop.is_set():
-                        break
-                    continue
-                except QueueClosed:
-                    break
+            for frame in self._drain(self._to_detect):
                 frame.stamps[timing.DETECT_START] = timing.now()
                 try:
                     item = _Detected(frame, detector.detect(frame.image))
@@ -358,15 +362,7 @@ class Pipeline:
             self._loader.join(_POLL_S)  # offline: every frame goes through the model
             if self._stop.is_set():
                 break
-        while True:
-            try:
-                item = self._to_infer.get(timeout=_POLL_S)
-            except TimeoutError:
-                if self._stop.is_set():
-                    break
-                continue
-            except QueueClosed:
-                break
+        for item in self._drain(self._to_infer):
             self._deliver(self._infer_one(self.backend or interim, item))
         self._emit(PipelineEvent("stopped", "pipeline stopped"))
 
