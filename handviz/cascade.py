@@ -1,9 +1,10 @@
 """The cascade: MediaPipe detections in, aggregated 3D hand estimates out.
 
 The single door between the app/CLI and the models: it loads the weights, mirrors left hands
-into the right-hand models and back, runs stage 1 (N joint hypotheses) and stage 2 (one mesh
-latent per hypothesis) in one batched pass each, aggregates, and places the hand in the camera
-by solving its root translation from the 2D keypoints and the intrinsics.
+into the right-hand models and back, runs stage 1 (N joint hypotheses), moves them onto the 2D
+keypoints' rays and fuses MediaPipe's own 3D (handviz.posterior), runs stage 2 (one mesh latent
+per hypothesis) in one batched pass, aggregates, and places the hand in the camera by solving its
+root translation from the 2D keypoints and the intrinsics.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import torch
 from handviz.diffusion.sampling import sample_joints, sample_mesh_latents
 from handviz.diffusion.weights import check_cascade_compatible, load_mesh_models, load_stage1
 from handviz.features import JOINT_SCALE_MM, keypoint_condition, solve_root_translation
+from handviz.limits import HYPOTHESES_DEFAULT, HYPOTHESES_MAX, HYPOTHESES_MIN, check_in_range
 from handviz.paths import weights_dir as resolve_weights_dir
+from handviz.posterior import PosteriorConfig, posterior_hypotheses
 from handviz.types import Detection, HandEstimate
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ class _Batch:
     cond: torch.Tensor  # (B, COND_DIM)
     crops: torch.Tensor | None  # (B, 3, S, S) float in [0, 1]
     kp2d: np.ndarray  # (B, 21, 2) px (mirrored for left hands)
+    world: np.ndarray  # (B, 21, 3) mm MediaPipe world landmarks (mirrored for left hands)
     mirrored: np.ndarray  # (B,) bool
 
 
@@ -56,6 +60,13 @@ class Cascade:
         self.config = config or {}
         #: Whether image features are used when predict() is not told (the shipped default).
         self.use_image_default = bool(self.config.get("use_image_default", True))
+        #: Whether stage 1 sees MediaPipe's world landmarks and z. On real photos it is better
+        #: without them (issue 10: the net learned render-only corrections); they are fused after
+        #: sampling instead (see handviz.posterior).
+        self.condition_on_mediapipe_3d = bool(self.config.get("condition_on_mediapipe_3d", True))
+        self.posterior = PosteriorConfig.from_dict(self.config.get("posterior", {"snap": False}))
+        self._keypoint_noise = None
+        self._rng = np.random.default_rng()
 
     @classmethod
     def from_weights(cls, weights_dir: str | os.PathLike | None = None, device: str | None = None,
@@ -104,24 +115,50 @@ class Cascade:
             worlds.append(world)
             crops.append(crop)
             mirrored.append(left)
-        kp2d = np.stack(kps)
+        kp2d, world = np.stack(kps), np.stack(worlds)
         Kb = np.repeat(np.asarray(K, np.float32)[None], len(kps), axis=0)
-        cond = keypoint_condition(kp2d, Kb, np.stack(zs), np.stack(worlds))
+        if self.condition_on_mediapipe_3d:
+            cond = keypoint_condition(kp2d, Kb, np.stack(zs), world)
+        else:
+            cond = keypoint_condition(kp2d, Kb)
         crop_t = None
         if use_image and all(c is not None for c in crops):
             arr = np.ascontiguousarray(np.stack(crops))
             crop_t = torch.from_numpy(arr).to(self._device).permute(0, 3, 1, 2).float() / 255.0
-        return _Batch(torch.from_numpy(cond).to(self._device), crop_t, kp2d, np.array(mirrored))
+        return _Batch(torch.from_numpy(cond).to(self._device), crop_t, kp2d, world, np.array(mirrored))
+
+    def _ray_noise(self, kp2d: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray | None:
+        """(n, 21, 2) px offsets drawn from MediaPipe's fitted 2D noise, or None when switched off."""
+        scale = self.posterior.keypoint_noise_scale
+        if scale <= 0 or n < 2:
+            return None
+        if self._keypoint_noise is None:
+            from handviz.data.noise_model import load_noise_model
+
+            self._keypoint_noise = load_noise_model()
+        return self._keypoint_noise.offsets(kp2d, n, rng) * scale
+
+    def _posterior(self, joints: torch.Tensor, batch: _Batch, K: np.ndarray, n: int,
+                   seed: int | None) -> torch.Tensor:
+        """Stage-1 samples (B, N, 63) -> hypotheses on the keypoint rays, fused with MediaPipe's 3D."""
+        if not self.posterior.snap:
+            return joints
+        rng = np.random.default_rng(seed) if seed is not None else self._rng
+        hyps = joints.reshape(joints.shape[0], n, 21, 3).float().cpu().numpy() * JOINT_SCALE_MM
+        out = np.stack([
+            posterior_hypotheses(hyps[i], batch.kp2d[i], K, batch.world[i], self.posterior,
+                                 self._ray_noise(batch.kp2d[i], n, rng))
+            for i in range(len(hyps))])
+        return torch.from_numpy((out / JOINT_SCALE_MM).reshape(joints.shape)).to(joints)
 
     @torch.inference_mode()
-    def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = 32,
+    def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = HYPOTHESES_DEFAULT,
                 ddim_steps: int = 1, use_image: bool | None = None,
                 seed: int | None = None) -> list[HandEstimate]:
         """Estimate every detected hand. K: (3, 3) intrinsics of the image the detections came from."""
         if not detections:
             return []
-        if not 1 <= n_hypotheses <= 256:
-            raise ValueError(f"n_hypotheses must be in 1..256, got {n_hypotheses}")
+        check_in_range("n_hypotheses", n_hypotheses, HYPOTHESES_MIN, HYPOTHESES_MAX)
         use_image = self.use_image_default if use_image is None else use_image
         batch = self._inputs(detections, K, use_image)
         gen = None
@@ -129,6 +166,7 @@ class Cascade:
             gen = torch.Generator(device=self._device).manual_seed(seed)
         feat = self.crop_encoder(batch.crops) if batch.crops is not None else None
         joints = sample_joints(self.joint_denoiser, batch.cond, feat, n_hypotheses, ddim_steps, gen)
+        joints = self._posterior(joints, batch, np.asarray(K, np.float64), n_hypotheses, seed)
         latents = sample_mesh_latents(self.latent_denoiser, joints, feat, ddim_steps, gen)
         verts = self.mesh_ae.decode_mean(latents)  # (B, V, 3): the mean mesh over hypotheses
         hyps = joints.reshape(joints.shape[0], n_hypotheses, 21, 3).float().cpu().numpy() * JOINT_SCALE_MM

@@ -41,6 +41,18 @@ class NoiseModel:
         r = (self.mean + z * s[:, None]).reshape(b, 21, 2)
         return (kp2d_gt + r * hand_size_px(kp2d_gt)[:, None, None]).astype(np.float32)
 
+    def offsets(self, kp2d: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n zero-mean draws of MediaPipe's 2D error for one detected hand: (n, 21, 2) px.
+
+        kp2d: (21, 2) the detection's keypoints (they set the hand's size). Zero-mean, because
+        the detection is what we observed: the draws say how far the truth may lie from it.
+        """
+        L = np.linalg.cholesky(self.cov + 1e-9 * np.eye(42))
+        z = rng.standard_normal((n, 42)) @ L.T
+        s = np.interp(rng.random(n), np.linspace(0, 1, len(self.scale_quantiles)), self.scale_quantiles)
+        size = float(hand_size_px(np.asarray(kp2d, np.float64)[None])[0])
+        return (z * s[:, None]).reshape(n, 21, 2) * size
+
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, mean=self.mean, cov=self.cov, scale_quantiles=self.scale_quantiles,
