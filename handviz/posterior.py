@@ -158,4 +158,8 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     noisy_rays = rays[None] if ray_noise_px is None else normalized_rays(
         np.asarray(kp2d, np.float64)[None] + ray_noise_px, K)
     cam = on_rays(centre_depth[None] + depth_dev, noisy_rays)
-    return cam - cam[:, :1]
+    rel = cam - cam[:, :1]
+    # The cloud's mean is the noise-free fused hand, exactly on the keypoint rays: the jitter and
+    # the disagreement widen the cloud, they must not move the estimate.
+    centre = on_rays(centre_depth, rays)
+    return rel - rel.mean(axis=0) + (centre - centre[:1])

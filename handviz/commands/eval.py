@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--ho3d", type=Path, metavar="DIR", help="HO3Dv2 root (train split scored)")
     src.add_argument("--hands3d", type=Path, metavar="DIR",
                      help="a few real images with 3D truth (InterHand2.6M/RHD samples): a sanity check")
+    p.add_argument("--guess-intrinsics", action="store_true",
+                   help="with --real: give the cascade the app's 60-degree focal guess, not the true K")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hypotheses", type=int, default=32)
     p.add_argument("--ddim-steps", type=int, default=1)
@@ -46,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         from handviz.eval.real_photos import evaluate_real_samples
 
         report = evaluate_real_samples(cascade, load_real_folder(args.real), str(args.real),
-                                       n_hypotheses=args.hypotheses, seed=args.seed, ddim_steps=args.ddim_steps)
+                                       n_hypotheses=args.hypotheses, seed=args.seed, ddim_steps=args.ddim_steps,
+                                       guess_intrinsics=args.guess_intrinsics)
     elif args.checks is not None:
         from handviz.eval.run_checks import run_checks
 

@@ -21,7 +21,13 @@ from handviz.eval import metrics as M
 from handviz.eval.hands3d import match_detections
 from handviz.eval.no_truth import reprojection_error
 from handviz.geometry import project
-from handviz.limits import HYPOTHESES_DEFAULT, HYPOTHESES_MAX, HYPOTHESES_MIN, check_in_range
+from handviz.limits import (
+    HYPOTHESES_DEFAULT,
+    HYPOTHESES_MAX,
+    HYPOTHESES_MIN,
+    check_in_range,
+)
+from handviz.pipeline.intrinsics import default_intrinsics
 from handviz.types import Detection
 
 #: Detection threshold of the fallback detector (see default_detectors).
@@ -118,8 +124,11 @@ def _score_cascade(row: dict[str, Any], est: Any, gt: np.ndarray, K: np.ndarray)
         row["mesh_reprojection_px"], row["mesh_reprojection_frac"] = rep["median_px"], rep["median_frac"]
 
 
-def _score_hand(sample: Sample, gt_uv: np.ndarray, det: Detection | None, est: Any) -> dict[str, Any]:
-    """One labelled hand's row: what MediaPipe and (when given) the cascade got, in mm."""
+def _score_hand(sample: Sample, gt_uv: np.ndarray, det: Detection | None, est: Any,
+                K_used: np.ndarray) -> dict[str, Any]:
+    """One labelled hand's row: what MediaPipe and (when given) the cascade got, in mm.
+
+    K_used: the intrinsics the cascade was given (reprojection is judged with them)."""
     row: dict[str, Any] = {"dataset": sample.dataset, "sample_id": sample.sample_id,
                            "handedness": sample.handedness, "detected": det is not None}
     if det is None:
@@ -135,7 +144,7 @@ def _score_hand(sample: Sample, gt_uv: np.ndarray, det: Detection | None, est: A
         row["mediapipe_per_joint_pa_mm"] = np.round(
             M.joint_errors(world[None], gt[None], align="procrustes")[0], 2).tolist()
     if est is not None:
-        _score_cascade(row, est, gt, np.asarray(sample.K, np.float64))
+        _score_cascade(row, est, gt, np.asarray(K_used, np.float64))
     return row
 
 
@@ -174,8 +183,12 @@ def _detect_and_match(detectors: Sequence[Any], rgb: np.ndarray, gt_uv: list[np.
 
 def evaluate_real_samples(cascade: Any, samples: Sequence[Sample], root: str = "",
                           n_hypotheses: int = HYPOTHESES_DEFAULT, seed: int = 0, ddim_steps: int = 1,
-                          detectors: Sequence[Any] | None = None) -> dict[str, Any]:
+                          detectors: Sequence[Any] | None = None, guess_intrinsics: bool = False) -> dict[str, Any]:
     """Score the cascade and MediaPipe's world landmarks on every labelled hand (mm).
+
+    guess_intrinsics: give the cascade the app's 60-degree guess instead of the true K, as
+    `handviz predict` without --focal does (the truth stays in its own camera frame; PA-MPJPE
+    does not care which, the root error does).
 
     cascade: a handviz.cascade.Cascade, or None to score MediaPipe alone. detectors: objects with
     detect(rgb) -> list[Detection], tried in turn per image (default_detectors() when None; those
@@ -205,14 +218,18 @@ def evaluate_real_samples(cascade: Any, samples: Sequence[Sample], root: str = "
                                                           [s.handedness for s in group])
             picked = [detections[j] for j in matched if j is not None]
             estimates: list[Any] = []
+            K_used = K
+            if guess_intrinsics:
+                height, width = group[0].load_rgb().shape[:2]
+                K_used = default_intrinsics(width, height)
             if cascade is not None and picked:
-                estimates = list(cascade.predict(picked, np.asarray(K, np.float32), n_hypotheses=n_hypotheses,
+                estimates = list(cascade.predict(picked, np.asarray(K_used, np.float32), n_hypotheses=n_hypotheses,
                                                  ddim_steps=ddim_steps, seed=seed))
             next_estimate = iter(estimates)
             for sample, uv, j in zip(group, gt_uv, matched):
                 det = None if j is None else detections[j]
                 est = next(next_estimate, None) if det is not None else None
-                row = _score_hand(sample, uv, det, est)
+                row = _score_hand(sample, uv, det, est, K_used)
                 if det is not None:
                     row["fallback_detector"] = used > 0
                 rows.append(row)
@@ -227,6 +244,7 @@ def evaluate_real_samples(cascade: Any, samples: Sequence[Sample], root: str = "
         "n_hypotheses": n_hypotheses,
         "ddim_steps": ddim_steps,
         "cascade": cascade is not None,
+        "intrinsics": "60-degree guess" if guess_intrinsics else "true",
         "overall": _summary(rows),
         "per_dataset": {name: _summary([r for r in rows if r["dataset"] == name]) for name in datasets},
         "per_sample": rows,
