@@ -62,6 +62,7 @@ class _Batch:
     crops: torch.Tensor | None  # (B, 3, S, S) float in [0, 1]
     kp2d: np.ndarray  # (B, 21, 2) px (mirrored for left hands)
     world: np.ndarray  # (B, 21, 3) mm MediaPipe world landmarks (mirrored for left hands)
+    kp_z: np.ndarray  # (B, 21) MediaPipe image-landmark z, px (NaN when unknown)
     mirrored: np.ndarray  # (B,) bool
 
 
@@ -82,8 +83,8 @@ class Cascade:
         #: Whether stage 1 sees MediaPipe's world landmarks and z. On real photos it is better
         #: without them (issue 10: the net learned render-only corrections); they are fused after
         #: sampling instead (see handviz.posterior).
-        self.condition_on_mediapipe_3d = bool(self.config.get("condition_on_mediapipe_3d", True))
-        self.posterior = PosteriorConfig.from_dict(self.config.get("posterior", {"snap": False}))
+        self.condition_on_mediapipe_3d = bool(self.config.get("condition_on_mediapipe_3d", False))
+        self.posterior = PosteriorConfig.from_dict(self.config.get("posterior"))
         self._keypoint_noise = None
         self._rng = np.random.default_rng()
 
@@ -110,7 +111,14 @@ class Cascade:
         if default_path.exists():
             import json
 
-            cfg.update(json.loads(default_path.read_text()))
+            from handviz.weights_check import WeightsError
+
+            try:
+                cfg.update(json.loads(default_path.read_text()))
+                return cls(enc, den, ae, ldm, load_hand_asset().faces, dev, cfg)
+            except (json.JSONDecodeError, ValueError, TypeError) as exc:
+                raise WeightsError(f"{default_path}: not a valid cascade settings file ({exc}); restore it "
+                                   "from the release or delete it for the defaults") from exc
         return cls(enc, den, ae, ldm, load_hand_asset().faces, dev, cfg)
 
     @property
@@ -134,17 +142,17 @@ class Cascade:
             worlds.append(world)
             crops.append(crop)
             mirrored.append(left)
-        kp2d, world = np.stack(kps), np.stack(worlds)
+        kp2d, world, kp_z = np.stack(kps), np.stack(worlds), np.stack(zs).astype(np.float32)
         Kb = np.repeat(np.asarray(K, np.float32)[None], len(kps), axis=0)
         if self.condition_on_mediapipe_3d:
-            cond = keypoint_condition(kp2d, Kb, np.stack(zs), world)
+            cond = keypoint_condition(kp2d, Kb, kp_z, world)
         else:
             cond = keypoint_condition(kp2d, Kb)
         crop_t = None
         if use_image and all(c is not None for c in crops):
             arr = np.ascontiguousarray(np.stack(crops))
             crop_t = torch.from_numpy(arr).to(self._device).permute(0, 3, 1, 2).float() / 255.0
-        return _Batch(torch.from_numpy(cond).to(self._device), crop_t, kp2d, world, np.array(mirrored))
+        return _Batch(torch.from_numpy(cond).to(self._device), crop_t, kp2d, world, kp_z, np.array(mirrored))
 
     def _ray_noise(self, kp2d: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray | None:
         """(n, 21, 2) px offsets drawn from MediaPipe's fitted 2D noise, or None when switched off."""
@@ -166,7 +174,7 @@ class Cascade:
         hyps = joints.reshape(joints.shape[0], n, 21, 3).float().cpu().numpy() * JOINT_SCALE_MM
         out = np.stack([
             posterior_hypotheses(hyps[i], batch.kp2d[i], K, batch.world[i], self.posterior,
-                                 self._ray_noise(batch.kp2d[i], n, rng))
+                                 self._ray_noise(batch.kp2d[i], n, rng), batch.kp_z[i], rng)
             for i in range(len(hyps))])
         return torch.from_numpy((out / JOINT_SCALE_MM).reshape(joints.shape)).to(joints)
 

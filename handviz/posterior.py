@@ -8,10 +8,10 @@ well on real photos (measured in issue 10) are applied here, after sampling:
    hypothesis projects onto the keypoints and the remaining spread is where one image really is
    ambiguous: depth. The rays themselves are jittered by MediaPipe's 2D noise model, so the
    cloud also carries the keypoints' own uncertainty.
-2. **MediaPipe's world landmarks as an observation.** They are aligned to the snapped mean and
-   averaged with it in depth (``fuse_with_mediapipe``); where the two disagree the cloud is
-   widened along their difference, so the spread ranks the error instead of only the sampler's
-   noise.
+2. **MediaPipe's 3D as an observation.** Its world landmarks (aligned to the snapped mean) and
+   its image-landmark z are two more measurements of each joint's depth; the three are averaged
+   (``mediapipe_depths``, ``posterior_hypotheses``), and where they disagree the cloud is widened
+   along their differences, so the spread ranks the error instead of only the sampler's noise.
 
 Shapes: joints (N, 21, 3) or (21, 3) in mm, camera frame (x right, y down, z forward); kp2d
 (21, 2) px; K (3, 3).
@@ -31,16 +31,18 @@ MIN_DEPTH_MM = 50.0
 class PosteriorConfig:
     """How the hypotheses are combined with the 2D keypoints and MediaPipe's 3D.
 
-    mediapipe_weight: weight of MediaPipe's aligned world landmarks in the fused depths (0 keeps
-    the snapped hypotheses alone). disagreement_scale: the cloud's extra standard deviation along
-    (MediaPipe - snapped mean), as a multiple of that difference. keypoint_noise_scale: multiple
-    of MediaPipe's fitted 2D noise used to jitter each hypothesis' rays (0: no jitter).
+    world_weight / image_z_weight: weights of MediaPipe's two depth observations (its world
+    landmarks, aligned to our hand, and its image-landmark z) in the fused depths; the snapped
+    hypotheses get the rest. disagreement_scale: the cloud's extra spread along the differences
+    between the three depth sources, as a multiple of them. keypoint_noise_scale: multiple of
+    MediaPipe's fitted 2D noise used to jitter each hypothesis' rays (0: no jitter).
     """
 
     snap: bool = True
-    mediapipe_weight: float = 0.5
-    disagreement_scale: float = 0.5
-    keypoint_noise_scale: float = 1.0
+    world_weight: float = 1 / 3
+    image_z_weight: float = 1 / 3
+    disagreement_scale: float = 1.0
+    keypoint_noise_scale: float = 0.75
 
     @classmethod
     def from_dict(cls, d: dict | None) -> PosteriorConfig:
@@ -112,28 +114,36 @@ def similarity_align(src: np.ndarray, dst: np.ndarray, scale: bool = True) -> np
     return s * a0 @ R + mb
 
 
-def fuse_with_mediapipe(snapped_mean: np.ndarray, mediapipe_world: np.ndarray, rays: np.ndarray,
-                        weight: float) -> tuple[np.ndarray, np.ndarray]:
-    """The fused hand on the rays, and MediaPipe's landmarks aligned to the snapped mean.
+def mediapipe_depths(snapped_mean: np.ndarray, mediapipe_world: np.ndarray | None,
+                     keypoints_z: np.ndarray | None, fx: float) -> dict[str, np.ndarray]:
+    """MediaPipe's two depth observations of our hand, each (21,) mm in the camera frame.
 
-    snapped_mean: (21, 3) camera frame; mediapipe_world: (21, 3) mm, any origin. MediaPipe's hand
-    is aligned to ours by a similarity (its size comes from a fixed hand model, ours from the
-    sampler), then the two depths are averaged per joint and put on the rays.
+    "world": its world landmarks, aligned to the snapped mean by a similarity (their size comes
+    from a fixed hand model, ours from the sampler). "image_z": its image-landmark z (pixels,
+    wrist-relative), turned into mm with our wrist depth over the focal length; under weak
+    perspective that factor is mm per pixel, so a wrong focal guess does not change it. A source
+    that is missing or not finite is left out.
     """
-    aligned = similarity_align(mediapipe_world, snapped_mean)
-    depth = (1.0 - weight) * snapped_mean[:, 2] + weight * aligned[:, 2]
-    return on_rays(depth, rays), aligned
+    out: dict[str, np.ndarray] = {}
+    if mediapipe_world is not None and np.all(np.isfinite(mediapipe_world)):
+        out["world"] = similarity_align(np.asarray(mediapipe_world, np.float64), snapped_mean)[:, 2]
+    if keypoints_z is not None and np.all(np.isfinite(keypoints_z)):
+        z = np.asarray(keypoints_z, np.float64)
+        out["image_z"] = snapped_mean[0, 2] + (z - z[0]) * snapped_mean[0, 2] / fx
+    return out
 
 
 def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
                          mediapipe_world: np.ndarray | None, cfg: PosteriorConfig,
-                         ray_noise_px: np.ndarray | None = None) -> np.ndarray:
+                         ray_noise_px: np.ndarray | None = None, keypoints_z: np.ndarray | None = None,
+                         rng: np.random.Generator | None = None) -> np.ndarray:
     """Stage-1 hypotheses (N, 21, 3) root-relative -> posterior hypotheses (N, 21, 3) root-relative.
 
     ray_noise_px: (N, 21, 2) pixel offsets for each hypothesis' keypoints (MediaPipe's 2D noise),
-    or None. mediapipe_world: None or non-finite skips the fusion. The output's mean is the
-    fused estimate; its spread is the sampler's depth spread plus cfg.disagreement_scale x the
-    MediaPipe disagreement, so it is wide where the two sources of 3D differ.
+    or None. mediapipe_world (21, 3) mm and keypoints_z (21,) px: MediaPipe's depth observations,
+    None or non-finite to leave one out. The output's mean is the fused hand, exactly on the
+    rays; its spread is the sampler's depth spread plus cfg.disagreement_scale x random mixes of
+    the sources' differences, so it is wide where the sources of depth disagree.
     """
     hyps = np.asarray(hyps_rel, np.float64)
     if not cfg.snap:
@@ -142,19 +152,17 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     snapped = snap_to_rays(hyps, rays)
     mean = snapped.mean(axis=0)
     depth_dev = snapped[..., 2] - mean[None, :, 2]  # (N, 21): the sampler's own depth spread
+    observed = mediapipe_depths(mean, mediapipe_world, keypoints_z, float(np.asarray(K)[0, 0]))
+    weights = {"world": cfg.world_weight, "image_z": cfg.image_z_weight}
+    used = {k: v for k, v in observed.items() if weights[k] > 0}
     centre_depth = mean[:, 2]
-    have_mp = mediapipe_world is not None and np.all(np.isfinite(mediapipe_world))
-    if have_mp and cfg.mediapipe_weight > 0:
-        fused, aligned = fuse_with_mediapipe(mean, np.asarray(mediapipe_world, np.float64), rays,
-                                             cfg.mediapipe_weight)
-        centre_depth = fused[:, 2]
-        gap = aligned[:, 2] - mean[:, 2]  # (21,) how far MediaPipe's depth is from ours
-        n = hyps.shape[0]
-        # Evenly spaced normal quantiles: a deterministic, symmetric spread along the disagreement.
-        from scipy.special import ndtri
-
-        xi = ndtri((np.arange(n) + 0.5) / n) if n > 1 else np.zeros(1)
-        depth_dev = depth_dev + cfg.disagreement_scale * xi[:, None] * gap[None, :]
+    if used:
+        rest = 1.0 - sum(weights[k] for k in used)
+        centre_depth = rest * mean[:, 2] + sum(weights[k] * v for k, v in used.items())
+        gaps = np.stack([v - centre_depth for v in used.values()] + [mean[:, 2] - centre_depth])  # (S, 21)
+        rng = rng if rng is not None else np.random.default_rng(0)
+        mix = rng.standard_normal((hyps.shape[0], len(gaps))) / np.sqrt(len(gaps))
+        depth_dev = depth_dev + cfg.disagreement_scale * mix @ gaps
     noisy_rays = rays[None] if ray_noise_px is None else normalized_rays(
         np.asarray(kp2d, np.float64)[None] + ray_noise_px, K)
     cam = on_rays(centre_depth[None] + depth_dev, noisy_rays)
