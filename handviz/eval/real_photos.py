@@ -52,7 +52,7 @@ def _median(rows: list[dict[str, Any]], key: str) -> float | None:
 
 _MEAN_KEYS = ("keypoint_error_px", "mediapipe_pa_mpjpe_mm", "mediapipe_mpjpe_mm", "cascade_pa_mpjpe_mm",
               "cascade_mpjpe_mm", "cascade_best_of_n_pa_mpjpe_mm", "cascade_root_error_mm",
-              "cascade_interval_coverage_90", "cascade_mean_spread_mm")
+              "cascade_interval_coverage_90", "cascade_radius_coverage_90", "cascade_mean_spread_mm")
 _MEDIAN_KEYS = ("cascade_reprojection_frac", "cascade_reprojection_px", "mesh_reprojection_frac",
                 "mesh_reprojection_px")
 
@@ -114,7 +114,12 @@ def _score_cascade(row: dict[str, Any], est: Any, gt: np.ndarray, K: np.ndarray)
                                               2).tolist()
     row["cascade_mean_spread_mm"] = _finite_or_none(np.mean(np.asarray(est.joint_spread, np.float64)[1:]))
     rel_h = (hyps - hyps[:, :1])[None, :, 1:]
-    row["cascade_interval_coverage_90"] = float(M.interval_coverage(rel_h, (gt - gt[:1])[None, 1:], 0.9))
+    rel_gt = (gt - gt[:1])[1:]
+    row["cascade_interval_coverage_90"] = float(M.interval_coverage(rel_h, rel_gt[None], 0.9))
+    # The app's 90 % ball per joint: does the true joint lie within it (root-relative)?
+    radius = np.quantile(np.linalg.norm(rel_h[0] - rel_h[0].mean(0), axis=-1), 0.9, axis=0)
+    error = np.linalg.norm((joints - joints[:1])[1:] - rel_gt, axis=-1)
+    row["cascade_radius_coverage_90"] = float(np.mean(error <= radius))
     kp = np.asarray(est.keypoints_2d, np.float64)
     rep = reprojection_error(joints, kp, K)
     row["cascade_reprojection_px"], row["cascade_reprojection_frac"] = rep["median_px"], rep["median_frac"]
