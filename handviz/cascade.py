@@ -31,20 +31,16 @@ log = logging.getLogger(__name__)
 MESH_PULL_SIGMA = 0.15
 
 
-def pull_mesh_to_joints(verts: torch.Tensor, regressor: torch.Tensor, target: torch.Tensor,
-                        iterations: int = 3) -> torch.Tensor:
-    """Move the mesh so its regressed joints meet target: verts (B, V, 3), regressor (21, V), target (B, 21, 3).
+def mesh_pull_matrix(rest_verts: torch.Tensor, regressor: torch.Tensor) -> torch.Tensor:
+    """(V, 21) matrix P such that verts + P (target - regressor verts) has exactly the target joints.
 
-    Stage 2 follows its conditioning joints to about 2 mm; this closes that gap smoothly. Each
-    vertex moves by the joints' residuals weighted by a Gaussian of its distance to each joint
-    (normalised over the joints), repeated a few times since the weights overlap.
+    Each vertex follows the joints near it on the rest mesh (a Gaussian of the distance,
+    normalised over the joints, like skinning weights W); P = W (R W)^-1 makes the regressed
+    joints R verts meet the target in one linear step. Made once per cascade.
     """
-    for _ in range(iterations):
-        joints = torch.einsum("jv,bvc->bjc", regressor, verts)
-        d2 = torch.cdist(verts, joints) ** 2  # (B, V, 21)
-        w = torch.softmax(-d2 / (2 * MESH_PULL_SIGMA**2), dim=-1)
-        verts = verts + torch.einsum("bvj,bjc->bvc", w, target - joints)
-    return verts
+    joints = regressor @ rest_verts
+    w = torch.softmax(-torch.cdist(rest_verts, joints) ** 2 / (2 * MESH_PULL_SIGMA**2), dim=-1)
+    return w @ torch.linalg.inv(regressor @ w)
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -86,6 +82,7 @@ class Cascade:
         self.condition_on_mediapipe_3d = bool(self.config.get("condition_on_mediapipe_3d", False))
         self.posterior = PosteriorConfig.from_dict(self.config.get("posterior"))
         self._keypoint_noise = None
+        self._pull: torch.Tensor | None = None
         self._rng = np.random.default_rng()
 
     @classmethod
@@ -120,6 +117,12 @@ class Cascade:
                 raise WeightsError(f"{default_path}: not a valid cascade settings file ({exc}); restore it "
                                    "from the release or delete it for the defaults") from exc
         return cls(enc, den, ae, ldm, load_hand_asset().faces, dev, cfg)
+
+    def _mesh_pull(self) -> torch.Tensor:
+        if self._pull is None:
+            rest = self.mesh_ae.pca_mean.reshape(-1, 3)
+            self._pull = mesh_pull_matrix(rest, self.mesh_ae.joint_regressor)
+        return self._pull
 
     @property
     def device(self) -> str:
@@ -198,7 +201,8 @@ class Cascade:
         verts = self.mesh_ae.decode_mean(latents)  # (B, V, 3): the mean mesh over hypotheses
         if self.posterior.snap:  # the mesh must sit on the keypoints too, not 1-2 mm beside them
             target = joints.reshape(joints.shape[0], n_hypotheses, 21, 3).mean(dim=1)
-            verts = pull_mesh_to_joints(verts, self.mesh_ae.joint_regressor, target)
+            residual = target - self.mesh_ae.regress_joints(verts)
+            verts = verts + torch.einsum("vj,bjc->bvc", self._mesh_pull(), residual)
         hyps = joints.reshape(joints.shape[0], n_hypotheses, 21, 3).float().cpu().numpy() * JOINT_SCALE_MM
         verts = verts.float().cpu().numpy() * JOINT_SCALE_MM
         return [self._finish(d, batch.kp2d[i], batch.mirrored[i], hyps[i], verts[i], K)
