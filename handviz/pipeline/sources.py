@@ -24,6 +24,8 @@ from handviz.paths import assets_dir
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+#: Video files a folder walk opens (other non-image files in a folder are skipped with a note).
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 #: Frame rate assumed when a video file does not say (or says something absurd).
 FALLBACK_VIDEO_FPS = 30.0
 #: Consecutive failed camera reads after which the camera counts as gone (unplugged, taken).
