@@ -6,6 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from handviz import limits
+from handviz.commands.checks import check_at_least, check_ddim_steps, check_device, check_hypotheses
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score the cascade (synthetic, FreiHAND, HO3Dv2)",
@@ -19,17 +22,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--hands3d", type=Path, metavar="DIR",
                      help="a few real images with 3D truth (InterHand2.6M/RHD samples): a sanity check")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hypotheses", type=int, default=32)
-    p.add_argument("--ddim-steps", type=int, default=1)
+    p.add_argument("--hypotheses", type=int, default=limits.HYPOTHESES_DEFAULT,
+                   help=f"joint hypotheses per hand ({limits.HYPOTHESES_MIN}-{limits.HYPOTHESES_MAX})")
+    p.add_argument("--ddim-steps", type=int, default=limits.DDIM_STEPS_DEFAULT,
+                   help=f"denoising steps per stage ({limits.DDIM_STEPS_MIN}-{limits.DDIM_STEPS_MAX})")
     p.add_argument("--limit", type=int, default=None, help="score at most this many dataset images")
     p.add_argument("--submission", type=Path, default=None,
                    help="also write the official results file (FreiHAND pred.json / HO3D) here")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Every value checked before the model loads (InputError: exit 2)."""
+    check_hypotheses(args.hypotheses)
+    check_ddim_steps(args.ddim_steps)
+    check_device(args.device)
+    check_at_least("--synthetic", args.synthetic, 1)
+    check_at_least("--limit", args.limit, 1)
+    for option, folder in (("--freihand", args.freihand), ("--ho3d", args.ho3d), ("--hands3d", args.hands3d)):
+        if folder is not None:
+            check_dataset_folder(option, folder)
+
+
+def check_dataset_folder(option: str, folder: Path) -> None:
+    from handviz.logs import InputError
+
+    if not folder.is_dir():
+        raise InputError(f"{option} {folder}: no such folder")
+    if not any(folder.iterdir()):
+        raise InputError(f"{option} {folder}: the folder is empty")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_options(args)
     from handviz.cascade import Cascade
 
     cascade = Cascade.from_weights(args.weights, device=args.device)

@@ -232,7 +232,7 @@ class ImageFolderSource(Source):
                 self.files, others = list_images(self.path)
             except OSError as exc:
                 raise SourceError(f"{self.path}: cannot list the folder ({exc.strerror})") from None
-            if others and warn_skipped:
+            if self.files and others and warn_skipped:  # without images, the error below says it all
                 shown = ", ".join(p.name for p in others[:3]) + (" ..." if len(others) > 3 else "")
                 self._warn(f"{self.path}: skipped {len(others)} non-image file(s): {shown}")
         if not self.files:
