@@ -37,7 +37,7 @@ _NOISE = re.compile("|".join([
     r"^\[ ?(WARN|INFO|ERROR|DEBUG):\d+@[\d.]+\]",  # OpenCV's own log
     r"^(ERROR|Warning|WARNING|Generic Warning): In .+, line \d+",  # VTK output window
     r"^vtk\w+ \(0x[0-9a-fA-F]+\)",
-    r"^\(\s*[\d.]+s\) \[[^\]]*\]\s+\S+:\d+",  # vtkLogger
+    r"^(\d{4}-\d\d-\d\d [\d:.]+ )?\(\s*[\d.]+s\) \[[^\]]*\]\s*\S+:\d+",  # vtkLogger
     r"bad X server connection",
 ]))
 #: A partial line (no newline yet) is forwarded after this long, so prompts and bars show.
@@ -54,6 +54,9 @@ class _Pump:
 
     def __init__(self, read_fd: int, console_fd: int) -> None:
         self.read_fd, self.console_fd = read_fd, console_fd
+        #: Set when the command is over: drain what is there and stop, even if a child process
+        #: (e.g. multiprocessing's resource tracker) still holds the pipe open.
+        self.stopping = threading.Event()
         self._pending = b""
         self._after_noise = False  # VTK follows its message with blank lines: drop those too
 
@@ -86,9 +89,12 @@ class _Pump:
     def run(self) -> None:
         try:
             while True:
-                ready, _, _ = select.select([self.read_fd], [], [], PARTIAL_LINE_WAIT_S)
+                stopping = self.stopping.is_set()
+                ready, _, _ = select.select([self.read_fd], [], [], 0.05 if stopping else PARTIAL_LINE_WAIT_S)
                 if not ready:
                     self._split(final=True)  # a prompt or progress bar waiting for its newline
+                    if stopping:
+                        break
                     continue
                 data = os.read(self.read_fd, 65536)
                 if not data:
@@ -120,15 +126,17 @@ def quiet_native_stderr(enabled: bool = True) -> Iterator[None]:
     _flush_python_stderr()
     os.dup2(write_fd, 2)
     os.close(write_fd)
-    pump = threading.Thread(target=_Pump(read_fd, console_fd).run, name="stderr-filter", daemon=True)
-    pump.start()
+    pump = _Pump(read_fd, console_fd)
+    thread = threading.Thread(target=pump.run, name="stderr-filter", daemon=True)
+    thread.start()
     try:
         yield
     finally:
         _flush_python_stderr()
-        os.dup2(console_fd, 2)  # the pipe's last writer is gone: the pump drains it and stops
-        pump.join(timeout=2.0)
-        if not pump.is_alive():
+        os.dup2(console_fd, 2)  # fd 2 is the console again; the pump drains the pipe and stops
+        pump.stopping.set()
+        thread.join(timeout=2.0)
+        if not thread.is_alive():
             os.close(console_fd)
 
 

@@ -41,6 +41,9 @@ NATIVE_LINES = [
     "[ WARN:0@0.125] global cap_ffmpeg_impl.hpp:453 _opencv_ffmpeg_interrupt_callback",
     "\x1b[91mERROR: In vtkXOpenGLRenderWindow.cxx, line 1458\x1b[0m",
     "\x1b[91mvtkXOpenGLRenderWindow (0x5611d2b0): bad X server connection. DISPLAY=:99\x1b[0m",
+    "\x1b[0m\x1b[33m2026-12-04 20:24:47.255 (   0.773s) [    7F6DA244DB80]vtkXOpenGLRenderWindow.:1452  "
+    "WARN| bad X server connection. DISPLAY=\x1b[0m",
+    "(   1.204s) [main thread     ]   vtkOpenGLRenderer.cxx:120   WARN| vtkOpenGLRenderer: no context",
 ]
 
 
@@ -88,3 +91,18 @@ def test_log_lines_carry_time_pid_and_command_and_the_command_line(
     # Every record line (not traceback continuation lines) carries the stamp.
     records = [ln for ln in lines if re.match(r"\d{4}-\d\d-\d\d ", ln)]
     assert records == stamped
+
+
+def test_a_child_process_holding_stderr_does_not_hold_up_the_exit(capfd: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+    import time
+
+    with quiet_native_stderr():
+        child = subprocess.Popen(["sleep", "5"])  # inherits fd 2, like multiprocessing's helpers
+        os.write(2, b"last words\n")
+        start = time.perf_counter()
+    took = time.perf_counter() - start
+    child.kill()
+    child.wait()
+    assert took < 1.0
+    assert capfd.readouterr().err == "last words\n"
