@@ -17,7 +17,7 @@ import torch
 import trimesh
 
 from handviz.cli import main
-from handviz.io.export import signed_volume, write_hand
+from handviz.io.export import export_hands, signed_volume, write_hand
 from handviz.native_noise import is_native_noise
 from test_export import MESH, make_hand, write_session
 
@@ -136,6 +136,10 @@ def test_write_hand_is_the_shared_door(tmp_path: Path) -> None:
         np.testing.assert_allclose(mesh.vertices, hand.vertices * scale, atol=1e-4 * scale)
     with pytest.raises(ValueError, match="cannot tell the mesh format"):
         write_hand(hand, MESH.faces, tmp_path / "h.stl")
+    # The app's per-frame export (export_hands, format by its file filter) gets the same defaults.
+    (path,) = export_hands([hand], MESH.faces, tmp_path / "app.glb", position=0, fmt="glb")
+    np.testing.assert_allclose(trimesh.load(path, force="mesh", process=False).vertices, hand.vertices * 1e-3,
+                               atol=1e-7)
 
 
 def test_export_format_from_the_suffix_and_glb_in_metres(tmp_path: Path, capsys) -> None:

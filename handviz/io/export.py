@@ -177,15 +177,17 @@ def hand_file_stems(position: int, hands: Sequence[HandEstimate]) -> list[str]:
 
 
 def export_hands(hands: Sequence[HandEstimate], faces: np.ndarray, out: str | Path, *, position: int,
-                 fmt: str = "obj", units: Units = "mm", frame_of: FrameOf = "camera",
+                 fmt: str = "obj", units: Units | None = None, frame_of: FrameOf = "camera",
                  cloud: bool = False) -> list[Path]:
     """Write the hands of one frame; returns every file written.
 
     out: a folder (standard names, see module doc), or a file name ending in .{fmt}: one hand
     is written to exactly that name, several get "_right"/"_left" appended to its stem.
+    units: default `default_units(fmt)` (metres for GLB).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown mesh format {fmt!r}; use one of {', '.join(FORMATS)}")
+    units = units or default_units(fmt)
     out = Path(out)
     stems = hand_file_stems(position, hands)
     if out.suffix.lower() == f".{fmt}":
@@ -216,7 +218,7 @@ class SequenceExport:
 
 
 def export_session(reader: SessionReader, out_dir: str | Path, positions: Iterable[int] | None = None, *,
-                   fmt: str = "obj", units: Units = "mm", frame_of: FrameOf = "camera",
+                   fmt: str = "obj", units: Units | None = None, frame_of: FrameOf = "camera",
                    cloud: bool = False, faces: np.ndarray | None = None) -> SequenceExport:
     """Export frames of a session (all when positions is None) into out_dir, one file per hand
     per frame. faces default to the ones stored in the session."""
