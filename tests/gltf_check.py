@@ -47,7 +47,8 @@ def _local(node: gl.Node, rotation=None, translation=None) -> np.ndarray:
 def evaluate_skins(path: Path) -> dict[str, dict[str, np.ndarray]]:
     """Per skin (by name): 'times' (T,), 'joints' (T, J, 3) joint origins at every key, as the
     node hierarchy and animation put them, and 'skinned_joints': the rest joints carried by the
-    skinning matrices (G_j @ inverseBind_j), which is what moves the mesh."""
+    skinning matrices (G_j @ inverseBind_j), which is what moves the mesh, and those
+    'joint_matrices' (T, J, 4, 4)."""
     gltf = gl.GLTF2().load(str(path))
     parent = {c: i for i, n in enumerate(gltf.nodes) for c in (n.children or [])}
     out = {}
@@ -62,7 +63,7 @@ def evaluate_skins(path: Path) -> dict[str, dict[str, np.ndarray]]:
                 keyed[(ch.target.node, ch.target.path)] = read_accessor(gltf, sampler.output)
         ibm = read_accessor(gltf, skin.inverseBindMatrices).reshape(-1, 4, 4).transpose(0, 2, 1)
         rest = np.linalg.inv(ibm.astype(np.float64))[:, :3, 3]
-        joints, skinned = [], []
+        joints, skinned, matrices = [], [], []
         for t in range(len(times)):
             world: dict[int, np.ndarray] = {}
 
@@ -77,10 +78,23 @@ def evaluate_skins(path: Path) -> dict[str, dict[str, np.ndarray]]:
             G = np.stack([global_of(n) for n in skin.joints])
             joints.append(G[:, :3, 3])
             M = G @ ibm
+            matrices.append(M)
             skinned.append((M[:, :3, :3] @ rest[..., None])[..., 0] + M[:, :3, 3])
         out[skin.name] = {"times": np.asarray(times, np.float64), "joints": np.stack(joints),
-                          "skinned_joints": np.stack(skinned)}
+                          "skinned_joints": np.stack(skinned), "joint_matrices": np.stack(matrices)}
     return out
+
+
+def skinned_vertices(path: Path, mesh_name: str, joint_matrices: np.ndarray) -> np.ndarray:
+    """(T, V, 3) the mesh `mesh_name` skinned by (T, J, 4, 4) joint matrices, as glTF defines it:
+    v' = sum_k WEIGHTS_0[k] * jointMatrix[JOINTS_0[k]] @ v."""
+    gltf = gl.GLTF2().load(str(path))
+    prim = next(m for m in gltf.meshes if m.name == mesh_name).primitives[0]
+    verts = read_accessor(gltf, prim.attributes.POSITION).astype(np.float64)
+    joints = read_accessor(gltf, prim.attributes.JOINTS_0).astype(np.int64)
+    weights = read_accessor(gltf, prim.attributes.WEIGHTS_0).astype(np.float64)
+    M = np.einsum("vk,tvkij->tvij", weights, joint_matrices[:, joints])  # (T, V, 4, 4)
+    return (M[..., :3, :3] @ verts[:, :, None])[..., 0] + M[..., :3, 3]
 
 
 def validator_module() -> Path | None:

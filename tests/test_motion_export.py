@@ -10,7 +10,7 @@ import pygltflib as gl
 import pytest
 from scipy.spatial.transform import Rotation
 
-from gltf_check import evaluate_skins, read_accessor, validate, validator_module
+from gltf_check import evaluate_skins, read_accessor, skinned_vertices, validate, validator_module
 from handviz.cli import main
 from handviz.hand.asset import load_hand_asset
 from handviz.hand.kinematics import pose_hand
@@ -119,6 +119,42 @@ def test_left_hands_are_mirrored_rigs_with_outward_normals(tmp_path: Path) -> No
         values = read_accessor(gltf, sampler.output)
         if values.shape[1] == 4:
             np.testing.assert_allclose(np.linalg.norm(values, axis=1), 1.0, atol=1e-5)
+
+
+def vtk_skinned_meshes(path: Path, time_s: float) -> list[np.ndarray]:
+    """VTK's own glTF importer (as a viewer would play the file): each mesh's points at time_s."""
+    import vtk
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    reader = vtk.vtkGLTFReader()
+    reader.SetFileName(str(path))
+    reader.UpdateInformation()
+    reader.EnableAnimation(0)
+    reader.SetApplyDeformationsToGeometry(True)
+    reader.UpdateTimeStep(time_s)
+    meshes, it = [], reader.GetOutput().NewIterator()
+    it.InitTraversal()
+    while not it.IsDoneWithTraversal():
+        meshes.append(vtk_to_numpy(it.GetCurrentDataObject().GetPoints().GetData()).astype(np.float64))
+        it.GoToNextItem()
+    return meshes
+
+
+def test_another_importer_plays_the_same_skinned_mesh(tmp_path: Path) -> None:
+    """VTK's glTF reader skins and animates the file itself; its meshes match glTF's definition
+    evaluated here, at several keys, for both hands (so the file means what it says)."""
+    write_session(tmp_path / "s", 20, sides=("Right", "Left"))
+    out = tmp_path / "hand.glb"
+    assert main(["export", str(tmp_path / "s"), "--all", "--animated", "--out", str(out)]) == 0
+    skins = evaluate_skins(out)
+    times = skins["hand_right"]["times"]
+    for key in (0, 7, 19):
+        ours = [skinned_vertices(out, name, skins[name]["joint_matrices"][key:key + 1])[0]
+                for name in ("hand_right", "hand_left")]
+        theirs = vtk_skinned_meshes(out, float(times[key]))
+        assert len(theirs) == 2
+        for mesh in ours:
+            assert min(np.abs(mesh - t).max() for t in theirs) < 1e-5  # metres: 0.01 mm
 
 
 @pytest.mark.skipif(validator_module() is None, reason="npm gltf-validator not installed (see .ci/run)")
