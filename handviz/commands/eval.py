@@ -41,9 +41,15 @@ def check_options(args: argparse.Namespace) -> None:
     check_device(args.device)
     check_at_least("--synthetic", args.synthetic, 1)
     check_at_least("--limit", args.limit, 1)
-    for option, folder in (("--freihand", args.freihand), ("--ho3d", args.ho3d), ("--hands3d", args.hands3d)):
+    # getattr: --real and --checks arrive with the real-photo evaluation (merged separately).
+    for option in ("--freihand", "--ho3d", "--hands3d", "--real"):
+        folder = getattr(args, option[2:], None)
         if folder is not None:
             check_dataset_folder(option, folder)
+    if getattr(args, "checks", None):
+        from handviz.commands.predict import expand_inputs
+
+        expand_inputs(args.checks)  # a folder without images or videos: InputError
 
 
 def check_dataset_folder(option: str, folder: Path) -> None:
