@@ -221,3 +221,15 @@ def test_bvh_motion_at_the_recorded_speed(tmp_path: Path) -> None:
     for row, want in ((rows[0], joints[0]), (rows[-1], joints[-1])):  # first and last key: exact times
         got_mm = bvh_positions(nodes, row) * 1000  # metres by default
         assert np.linalg.norm(got_mm - want[order], axis=-1).max() < 2.0
+
+
+def test_bvh_writes_one_file_per_hand_and_mirrors_the_left(tmp_path: Path) -> None:
+    _, joints = write_session(tmp_path / "s", 20, sides=("Right", "Left"))
+    assert main(["export", str(tmp_path / "s"), "--all", "--format", "bvh", "--units", "mm",
+                 "--out", str(tmp_path / "hand.bvh")]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.bvh")) == ["hand_left.bvh", "hand_right.bvh"]
+    for side, want in (("right", joints), ("left", joints * MIRROR)):
+        nodes, rows, _ = parse_bvh(tmp_path / f"hand_{side}.bvh")
+        assert nodes[0][0] == f"wrist.{side[0].upper()}"
+        got = bvh_positions(nodes, rows[0])
+        assert np.linalg.norm(got - want[0], axis=-1).max() < 2.0, side
