@@ -1,9 +1,10 @@
 """The cascade: MediaPipe detections in, aggregated 3D hand estimates out.
 
 The single door between the app/CLI and the models: it loads the weights, mirrors left hands
-into the right-hand models and back, runs stage 1 (N joint hypotheses) and stage 2 (one mesh
-latent per hypothesis) in one batched pass each, aggregates, and places the hand in the camera
-by solving its root translation from the 2D keypoints and the intrinsics.
+into the right-hand models and back, runs stage 1 (N joint hypotheses), moves them onto the 2D
+keypoints' rays and fuses MediaPipe's own 3D (handviz.posterior), runs stage 2 (one mesh latent
+per hypothesis) in one batched pass, aggregates, and places the hand in the camera by solving its
+root translation from the 2D keypoints and the intrinsics.
 """
 
 from __future__ import annotations
@@ -19,10 +20,31 @@ import torch
 from handviz.diffusion.sampling import sample_joints, sample_mesh_latents
 from handviz.diffusion.weights import check_cascade_compatible, load_mesh_models, load_stage1
 from handviz.features import JOINT_SCALE_MM, keypoint_condition, solve_root_translation
+from handviz.limits import HYPOTHESES_DEFAULT, HYPOTHESES_MAX, HYPOTHESES_MIN, check_in_range
 from handviz.paths import weights_dir as resolve_weights_dir
+from handviz.posterior import PosteriorConfig, posterior_hypotheses
 from handviz.types import Detection, HandEstimate
 
 log = logging.getLogger(__name__)
+
+#: Reach of each joint's correction over the template mesh, in mm. 10 mm keeps R W well
+#: conditioned (condition number 2.4 on the shipped hand; 40 at 20 mm, 600 at 30 mm).
+MESH_PULL_SIGMA_MM = 10.0
+
+
+def mesh_pull_matrix(template_mm: np.ndarray, regressor: np.ndarray) -> torch.Tensor:
+    """(V, 21) matrix P such that verts + P (target - R verts) has exactly the target joints.
+
+    template_mm: (V, 3) the open hand's rest mesh; regressor R: (21, V). Each vertex follows the
+    joints near it on the template (a Gaussian of the distance, normalised over the joints, like
+    skinning weights W); P = W (R W)^-1 makes the regressed joints meet the target in one linear
+    step. Made once per cascade; a pose moves vertices with their joints, so the rest-pose weights
+    serve every pose.
+    """
+    verts = torch.from_numpy(np.asarray(template_mm, np.float64))
+    R = torch.from_numpy(np.asarray(regressor, np.float64))
+    w = torch.softmax(-torch.cdist(verts, R @ verts) ** 2 / (2 * MESH_PULL_SIGMA_MM**2), dim=-1)
+    return (w @ torch.linalg.inv(R @ w)).float()
 
 
 def pick_device(requested: str | None = None) -> torch.device:
@@ -39,6 +61,8 @@ class _Batch:
     cond: torch.Tensor  # (B, COND_DIM)
     crops: torch.Tensor | None  # (B, 3, S, S) float in [0, 1]
     kp2d: np.ndarray  # (B, 21, 2) px (mirrored for left hands)
+    world: np.ndarray  # (B, 21, 3) mm MediaPipe world landmarks (mirrored for left hands)
+    kp_z: np.ndarray  # (B, 21) MediaPipe image-landmark z, px (NaN when unknown)
     mirrored: np.ndarray  # (B,) bool
 
 
@@ -46,7 +70,7 @@ class Cascade:
     """Stage 1 (joint diffusion) + stage 2 (mesh latent diffusion) with one-step DDIM by default."""
 
     def __init__(self, crop_encoder, joint_denoiser, mesh_ae, latent_denoiser, faces: np.ndarray,
-                 device: torch.device, config: dict | None = None) -> None:
+                 device: torch.device, config: dict | None = None, template_mm: np.ndarray | None = None) -> None:
         self.crop_encoder = crop_encoder
         self.joint_denoiser = joint_denoiser
         self.mesh_ae = mesh_ae
@@ -56,6 +80,18 @@ class Cascade:
         self.config = config or {}
         #: Whether image features are used when predict() is not told (the shipped default).
         self.use_image_default = bool(self.config.get("use_image_default", True))
+        #: Whether stage 1 sees MediaPipe's world landmarks and z. On real photos it is better
+        #: without them (issue 10: the net learned render-only corrections); they are fused after
+        #: sampling instead (see handviz.posterior).
+        self.condition_on_mediapipe_3d = bool(self.config.get("condition_on_mediapipe_3d", False))
+        self.posterior = PosteriorConfig.from_dict(self.config.get("posterior"))
+        self._keypoint_noise = None
+        #: Pulls the stage-2 mesh onto the fused joints (None: no template, or snapping is off).
+        self._pull: torch.Tensor | None = None
+        if template_mm is not None and self.posterior.snap:
+            regressor = mesh_ae.joint_regressor.detach().cpu().numpy()
+            self._pull = mesh_pull_matrix(template_mm, regressor).to(device)
+        self._rng = np.random.default_rng()
 
     @classmethod
     def from_weights(cls, weights_dir: str | os.PathLike | None = None, device: str | None = None,
@@ -76,12 +112,20 @@ class Cascade:
         ae, ldm, cfg2 = load_mesh_models(wdir, dev)
         check_cascade_compatible(enc, ldm, wdir)
         cfg = {"stage1": cfg1, **cfg2}
+        asset = load_hand_asset()
         default_path = Path(wdir) / "cascade.json"
         if default_path.exists():
             import json
 
-            cfg.update(json.loads(default_path.read_text()))
-        return cls(enc, den, ae, ldm, load_hand_asset().faces, dev, cfg)
+            from handviz.weights_check import WeightsError
+
+            try:
+                cfg.update(json.loads(default_path.read_text()))
+                return cls(enc, den, ae, ldm, asset.faces, dev, cfg, asset.vertices)
+            except (json.JSONDecodeError, ValueError, TypeError) as exc:
+                raise WeightsError(f"{default_path}: not a valid cascade settings file ({exc}); restore it "
+                                   "from the release or delete it for the defaults") from exc
+        return cls(enc, den, ae, ldm, asset.faces, dev, cfg, asset.vertices)
 
     @property
     def device(self) -> str:
@@ -104,24 +148,50 @@ class Cascade:
             worlds.append(world)
             crops.append(crop)
             mirrored.append(left)
-        kp2d = np.stack(kps)
+        kp2d, world, kp_z = np.stack(kps), np.stack(worlds), np.stack(zs).astype(np.float32)
         Kb = np.repeat(np.asarray(K, np.float32)[None], len(kps), axis=0)
-        cond = keypoint_condition(kp2d, Kb, np.stack(zs), np.stack(worlds))
+        if self.condition_on_mediapipe_3d:
+            cond = keypoint_condition(kp2d, Kb, kp_z, world)
+        else:
+            cond = keypoint_condition(kp2d, Kb)
         crop_t = None
         if use_image and all(c is not None for c in crops):
             arr = np.ascontiguousarray(np.stack(crops))
             crop_t = torch.from_numpy(arr).to(self._device).permute(0, 3, 1, 2).float() / 255.0
-        return _Batch(torch.from_numpy(cond).to(self._device), crop_t, kp2d, np.array(mirrored))
+        return _Batch(torch.from_numpy(cond).to(self._device), crop_t, kp2d, world, kp_z, np.array(mirrored))
+
+    def _ray_noise(self, kp2d: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray | None:
+        """(n, 21, 2) px offsets drawn from MediaPipe's fitted 2D noise, or None when switched off."""
+        scale = self.posterior.keypoint_noise_scale
+        if scale <= 0 or n < 2:
+            return None
+        if self._keypoint_noise is None:
+            from handviz.data.noise_model import load_noise_model
+
+            self._keypoint_noise = load_noise_model()
+        return self._keypoint_noise.offsets(kp2d, n, rng) * scale
+
+    def _posterior(self, joints: torch.Tensor, batch: _Batch, K: np.ndarray, n: int,
+                   seed: int | None) -> torch.Tensor:
+        """Stage-1 samples (B, N, 63) -> hypotheses on the keypoint rays, fused with MediaPipe's 3D."""
+        if not self.posterior.snap:
+            return joints
+        rng = np.random.default_rng(seed) if seed is not None else self._rng
+        hyps = joints.reshape(joints.shape[0], n, 21, 3).float().cpu().numpy() * JOINT_SCALE_MM
+        out = np.stack([
+            posterior_hypotheses(hyps[i], batch.kp2d[i], K, batch.world[i], self.posterior,
+                                 self._ray_noise(batch.kp2d[i], n, rng), batch.kp_z[i], rng)
+            for i in range(len(hyps))])
+        return torch.from_numpy((out / JOINT_SCALE_MM).reshape(joints.shape)).to(joints)
 
     @torch.inference_mode()
-    def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = 32,
+    def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = HYPOTHESES_DEFAULT,
                 ddim_steps: int = 1, use_image: bool | None = None,
                 seed: int | None = None) -> list[HandEstimate]:
         """Estimate every detected hand. K: (3, 3) intrinsics of the image the detections came from."""
         if not detections:
             return []
-        if not 1 <= n_hypotheses <= 256:
-            raise ValueError(f"n_hypotheses must be in 1..256, got {n_hypotheses}")
+        check_in_range("n_hypotheses", n_hypotheses, HYPOTHESES_MIN, HYPOTHESES_MAX)
         use_image = self.use_image_default if use_image is None else use_image
         batch = self._inputs(detections, K, use_image)
         gen = None
@@ -129,8 +199,13 @@ class Cascade:
             gen = torch.Generator(device=self._device).manual_seed(seed)
         feat = self.crop_encoder(batch.crops) if batch.crops is not None else None
         joints = sample_joints(self.joint_denoiser, batch.cond, feat, n_hypotheses, ddim_steps, gen)
+        joints = self._posterior(joints, batch, np.asarray(K, np.float64), n_hypotheses, seed)
         latents = sample_mesh_latents(self.latent_denoiser, joints, feat, ddim_steps, gen)
         verts = self.mesh_ae.decode_mean(latents)  # (B, V, 3): the mean mesh over hypotheses
+        if self._pull is not None:  # the mesh must sit on the keypoints too, not 1-2 mm beside them
+            target = joints.reshape(joints.shape[0], n_hypotheses, 21, 3).mean(dim=1)
+            residual = target - self.mesh_ae.regress_joints(verts)
+            verts = verts + torch.einsum("vj,bjc->bvc", self._pull.to(verts.dtype), residual)
         hyps = joints.reshape(joints.shape[0], n_hypotheses, 21, 3).float().cpu().numpy() * JOINT_SCALE_MM
         verts = verts.float().cpu().numpy() * JOINT_SCALE_MM
         return [self._finish(d, batch.kp2d[i], batch.mirrored[i], hyps[i], verts[i], K)

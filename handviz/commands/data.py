@@ -1,4 +1,4 @@
-"""`handviz data synth|preview|fit-noise`: make and inspect synthetic training data."""
+"""`handviz data synth|preview|fit-noise|import|real-folder`: make, import, convert and inspect data."""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("data", type=Path, help="folder of render-mode shards")
     f.add_argument("--out", type=Path, default=None, help="default: assets/data/mediapipe_noise.npz")
     f.add_argument("--shards", type=int, default=None, help="fit on the first K shards only")
+    r = dsub.add_parser("real-folder", help="convert real photos with 3D truth into the `eval --real` format",
+                        description="Writes OUT/labels.jsonl, OUT/images/ and OUT/SOURCE.md (see "
+                        "handviz.data.real_folder). For evaluation only: keep research-licensed data out "
+                        "of the repository and out of training.")
+    r.add_argument("--hands3d", type=Path, required=True, metavar="DIR",
+                   help="the InterHand2.6M/RHD samples folder (shared/data/hands3d)")
+    r.add_argument("--real-only", action="store_true", help="leave out RHD (rendered, not photographed)")
+    r.add_argument("--out", type=Path, required=True)
     from handviz.data.real_to_shards import register_import
 
     register_import(dsub)
@@ -56,6 +64,17 @@ def run(args: argparse.Namespace) -> int:
         from handviz.data.real_to_shards import run_import
 
         return run_import(args)
+    if args.data_command == "real-folder":
+        from handviz.data.real_folder import write_real_folder
+        from handviz.eval.hands3d import load_interhand, load_rhd
+
+        samples = load_interhand(args.hands3d) + ([] if args.real_only else load_rhd(args.hands3d))
+        note = (f"Converted by `handviz data real-folder` from {args.hands3d}: InterHand2.6M test photos "
+                "(CC-BY-NC 4.0)" + ("" if args.real_only else " and RHD renders (research use)") +
+                ", via mmpose's test data. Research licences: evaluate only; never commit, never train on it.")
+        write_real_folder(samples, args.out, note)
+        print(f"wrote {len(samples)} labelled hands to {args.out}")
+        return 0
     if args.data_command == "synth":
         from handviz.data.synth import SynthConfig, synthesize
 

@@ -7,7 +7,7 @@ drawn from the residuals' empirical magnitude spread keeps the heavy tail.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ class NoiseModel:
     cov: np.ndarray  # (42, 42)
     scale_quantiles: np.ndarray  # (Q,) magnitude multipliers, empirical quantiles
     n_fit: int
+    _chol: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def apply(self, kp2d_gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Add MediaPipe-like noise to (B, 21, 2) projected keypoints."""
@@ -40,6 +41,19 @@ class NoiseModel:
         s = np.interp(rng.random(b), np.linspace(0, 1, len(self.scale_quantiles)), self.scale_quantiles)
         r = (self.mean + z * s[:, None]).reshape(b, 21, 2)
         return (kp2d_gt + r * hand_size_px(kp2d_gt)[:, None, None]).astype(np.float32)
+
+    def offsets(self, kp2d: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n zero-mean draws of MediaPipe's 2D error for one detected hand: (n, 21, 2) px.
+
+        kp2d: (21, 2) the detection's keypoints (they set the hand's size). Zero-mean, because
+        the detection is what we observed: the draws say how far the truth may lie from it.
+        """
+        if self._chol is None:
+            self._chol = np.linalg.cholesky(self.cov + 1e-9 * np.eye(42))
+        z = rng.standard_normal((n, 42)) @ self._chol.T
+        s = np.interp(rng.random(n), np.linspace(0, 1, len(self.scale_quantiles)), self.scale_quantiles)
+        size = float(hand_size_px(np.asarray(kp2d, np.float64)[None])[0])
+        return (z * s[:, None]).reshape(n, 21, 2) * size
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,6 @@ order, OpenCV camera frame, one Sample per usable hand.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,8 @@ from scipy.optimize import linear_sum_assignment
 
 from handviz.data.joint_orders import split_two_hands, to_mediapipe
 from handviz.data.real_sample import Sample
-from handviz.eval import metrics as M
 from handviz.geometry import project
+from handviz.limits import HYPOTHESES_DEFAULT
 from handviz.types import BONES, Detection
 
 INTERHAND_DIR = "interhand2.6m"
@@ -37,8 +36,6 @@ MATCH_GATE = 0.5
 #: Added to the normalised 2D cost of a detection whose handedness disagrees with the label, so
 #: that of two detections on one hand the correctly labelled one wins unless it is far worse.
 HANDEDNESS_PENALTY = 0.25
-#: Detection threshold of the fallback detector (see default_detectors).
-FALLBACK_CONFIDENCE = 0.2
 
 
 # ---------------------------------------------------------------- loaders
@@ -185,159 +182,13 @@ def match_detections(detections: Sequence[Detection], gt_uv: Sequence[np.ndarray
 # ---------------------------------------------------------------- evaluation
 
 
-def _finite_or_none(value: float) -> float | None:
-    """A measure for the JSON report: NaN/inf (a broken prediction) becomes None, not invalid JSON."""
-    value = float(value)
-    return value if math.isfinite(value) else None
+def evaluate_hands3d(cascade: Any, root: Path, n_hypotheses: int = HYPOTHESES_DEFAULT, seed: int = 0,
+                     ddim_steps: int = 1, detectors: Sequence[Any] | None = None) -> dict[str, Any]:
+    """handviz.eval.real_photos.evaluate_real_samples on both datasets under the hands3d folder."""
+    from handviz.eval.real_photos import evaluate_real_samples
 
-
-def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
-    values = [r[key] for r in rows if r.get(key) is not None]
-    return float(np.mean(values)) if values else None
-
-
-def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts, and means over the detected hands; the ratio uses only hands both methods were scored on."""
-    detected = [r for r in rows if r["detected"]]
-    out: dict[str, Any] = {
-        "num_hands": len(rows),
-        "num_detected": len(detected),
-        "num_missed": len(rows) - len(detected),
-        "num_handedness_wrong": sum(1 for r in detected if not r["handedness_agrees"]),
-        "num_fallback_detections": sum(1 for r in detected if r.get("fallback_detector")),
-    }
-    for key in ("keypoint_error_px", "mediapipe_pa_mpjpe_mm", "mediapipe_mpjpe_mm", "cascade_pa_mpjpe_mm",
-                "cascade_mpjpe_mm", "cascade_best_of_n_pa_mpjpe_mm", "cascade_root_error_mm"):
-        out[key] = _mean(detected, key)
-    both = [r for r in detected if r.get("cascade_pa_mpjpe_mm") is not None
-            and r.get("mediapipe_pa_mpjpe_mm") is not None]
-    ratio = None
-    if both:
-        mp = float(np.mean([r["mediapipe_pa_mpjpe_mm"] for r in both]))
-        ratio = float(np.mean([r["cascade_pa_mpjpe_mm"] for r in both])) / mp if mp > 0 else None
-    out["ratio_cascade_to_mediapipe"] = ratio
-    return out
-
-
-def _score_hand(sample: Sample, gt_uv: np.ndarray, det: Detection | None, est: Any) -> dict[str, Any]:
-    """One labelled hand's row: what MediaPipe and (when given) the cascade got, in mm."""
-    row: dict[str, Any] = {"dataset": sample.dataset, "sample_id": sample.sample_id,
-                           "handedness": sample.handedness, "detected": det is not None}
-    if det is None:
-        return row
-    gt = np.asarray(sample.joints_mm, np.float64)
-    world = np.asarray(det.world_3d, np.float64)
-    row["handedness_agrees"] = det.handedness == sample.handedness
-    row["keypoint_error_px"] = _finite_or_none(
-        np.linalg.norm(np.asarray(det.keypoints_2d, np.float64) - gt_uv, axis=1).mean())
-    if np.all(np.isfinite(world)):
-        row["mediapipe_pa_mpjpe_mm"] = _finite_or_none(M.pa_mpjpe(world, gt)[0])
-        row["mediapipe_mpjpe_mm"] = _finite_or_none(M.mpjpe(world, gt)[0])
-    if est is not None:
-        joints = np.asarray(est.joints_3d, np.float64)
-        hyps = np.asarray(est.joint_hypotheses, np.float64)
-        row["cascade_pa_mpjpe_mm"] = _finite_or_none(M.pa_mpjpe(joints, gt)[0])
-        row["cascade_mpjpe_mm"] = _finite_or_none(M.mpjpe(joints, gt)[0])
-        row["cascade_best_of_n_pa_mpjpe_mm"] = _finite_or_none(M.best_of_n(hyps[None], gt[None])[0])
-        row["cascade_root_error_mm"] = _finite_or_none(np.linalg.norm(joints[0] - gt[0]))
-    return row
-
-
-def default_detectors() -> list[Any]:
-    """MediaPipe as the app runs it, then a lighter, more permissive pass for hands the first misses.
-
-    On InterHand's dim studio photos the full model finds few hands; the light model at a low
-    threshold finds some more. Both the cascade and MediaPipe's landmarks are scored on whichever
-    detection is used, so the comparison stays like for like.
-    """
-    from handviz.pipeline.detector import HandDetector
-
-    return [HandDetector(max_hands=2, static=True),
-            HandDetector(max_hands=2, static=True, model_complexity=0, min_confidence=FALLBACK_CONFIDENCE)]
-
-
-def _detect_and_match(detectors: Sequence[Any], rgb: np.ndarray, gt_uv: list[np.ndarray],
-                      hands: list[str]) -> tuple[list[Detection], list[int | None], int]:
-    """The first detector that matches every labelled hand, else the one that matches most.
-
-    One detector's output per image: mixing two could give one physical hand twice.
-    Returns (detections, matched index per hand, index of the detector used).
-    """
-    best: tuple[list[Detection], list[int | None], int] = ([], [None] * len(gt_uv), 0)
-    best_count = -1
-    for k, detector in enumerate(detectors):
-        detections = detector.detect(rgb)
-        matched = match_detections(detections, gt_uv, hands)
-        count = sum(j is not None for j in matched)
-        if count > best_count:
-            best, best_count = (detections, matched, k), count
-        if count == len(gt_uv):
-            break
-    return best
-
-
-def evaluate_hands3d(cascade: Any, root: Path, n_hypotheses: int = 32, seed: int = 0, ddim_steps: int = 1,
-                     detectors: Sequence[Any] | None = None) -> dict[str, Any]:
-    """Score the cascade and MediaPipe's world landmarks on every labelled hand under root (mm).
-
-    cascade: a handviz.cascade.Cascade, or None to score MediaPipe alone. detectors: objects with
-    detect(rgb) -> list[Detection], tried in turn per image (default_detectors() when None; those
-    are closed at the end). Each labelled hand takes its detection by match_detections, and the
-    cascade runs on those with `seed`, so reruns give the same numbers. PA-MPJPE aligns each
-    prediction to the truth with a similarity, so MediaPipe's world frame (origin near the
-    hand's centre) is no handicap.
-
-    Returns a JSON-ready dict: settings, "overall" and "per_dataset" summaries (counts of hands,
-    detections, misses, fallback detections and wrong handedness; mean keypoint_error_px,
-    mediapipe_/cascade_ pa_mpjpe_mm and mpjpe_mm (root-relative), cascade_best_of_n_pa_mpjpe_mm,
-    cascade_root_error_mm (absolute wrist position), ratio_cascade_to_mediapipe) and
-    "per_sample" rows. Measures that were not taken are None.
-    """
-    if not 1 <= n_hypotheses <= 256:
-        raise ValueError(f"n_hypotheses must be in 1..256, got {n_hypotheses}")
-    samples = load_hands3d(root)
-    by_image: dict[Path, list[Sample]] = {}
-    for sample in samples:
-        by_image.setdefault(sample.image_path, []).append(sample)
-    own_detectors = detectors is None
-    chain = default_detectors() if detectors is None else list(detectors)
-    if not chain:
-        raise ValueError("detectors is empty; pass None for MediaPipe's default pair")
-    rows: list[dict[str, Any]] = []
-    try:
-        for group in by_image.values():
-            K = group[0].K
-            gt_uv = [project(s.joints_mm, K) for s in group]
-            detections, matched, used = _detect_and_match(chain, group[0].load_rgb(), gt_uv,
-                                                          [s.handedness for s in group])
-            picked = [detections[j] for j in matched if j is not None]
-            estimates: list[Any] = []
-            if cascade is not None and picked:
-                estimates = list(cascade.predict(picked, np.asarray(K, np.float32), n_hypotheses=n_hypotheses,
-                                                 ddim_steps=ddim_steps, seed=seed))
-            next_estimate = iter(estimates)
-            for sample, uv, j in zip(group, gt_uv, matched):
-                det = None if j is None else detections[j]
-                est = next(next_estimate, None) if det is not None else None
-                row = _score_hand(sample, uv, det, est)
-                if det is not None:
-                    row["fallback_detector"] = used > 0
-                rows.append(row)
-    finally:
-        if own_detectors:
-            for detector in chain:
-                detector.close()
-    datasets = sorted({r["dataset"] for r in rows})
-    return {
-        "root": str(root),
-        "seed": seed,
-        "n_hypotheses": n_hypotheses,
-        "ddim_steps": ddim_steps,
-        "cascade": cascade is not None,
-        "overall": _summary(rows),
-        "per_dataset": {name: _summary([r for r in rows if r["dataset"] == name]) for name in datasets},
-        "per_sample": rows,
-    }
+    return evaluate_real_samples(cascade, load_hands3d(root), str(root), n_hypotheses=n_hypotheses, seed=seed,
+                                 ddim_steps=ddim_steps, detectors=detectors)
 
 
 # ---------------------------------------------------------------- picture

@@ -1,0 +1,173 @@
+"""Joint hypotheses made to agree with the 2D evidence and with MediaPipe's own 3D (numpy only).
+
+Stage 1 draws N root-relative hands from the 2D keypoints' shape. Two things it does not use
+well on real photos (measured in issue 10) are applied here, after sampling:
+
+1. **The keypoint rays.** A joint seen at pixel (u, v) lies on the ray K^-1 (u, v, 1). Each
+   hypothesis keeps its depths and has x, y put back on the rays (``snap_to_rays``), so every
+   hypothesis projects onto the keypoints and the remaining spread is where one image really is
+   ambiguous: depth. The rays themselves are jittered by MediaPipe's 2D noise model, so the
+   cloud also carries the keypoints' own uncertainty.
+2. **MediaPipe's 3D as an observation.** Its world landmarks (aligned to the snapped mean) and
+   its image-landmark z are two more measurements of each joint's depth; the three are averaged
+   (``mediapipe_depths``, ``posterior_hypotheses``), and where they disagree the cloud is widened
+   along their differences, so the spread ranks the error instead of only the sampler's noise.
+
+Shapes: joints (N, 21, 3) or (21, 3) in mm, camera frame (x right, y down, z forward); kp2d
+(21, 2) px; K (3, 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: A joint may not be placed nearer the camera than this (mm): keeps a bad depth off the lens.
+MIN_DEPTH_MM = 50.0
+
+
+@dataclass(frozen=True)
+class PosteriorConfig:
+    """How the hypotheses are combined with the 2D keypoints and MediaPipe's 3D.
+
+    world_weight / image_z_weight: weights of MediaPipe's two depth observations (its world
+    landmarks, aligned to our hand, and its image-landmark z) in the fused depths; the snapped
+    hypotheses get the rest. disagreement_scale: the cloud's extra spread along the differences
+    between the three depth sources, as a multiple of them. keypoint_noise_scale: multiple of
+    MediaPipe's fitted 2D noise used to jitter each hypothesis' rays (0: no jitter).
+    """
+
+    snap: bool = True
+    world_weight: float = 1 / 3
+    image_z_weight: float = 1 / 3
+    disagreement_scale: float = 1.0
+    keypoint_noise_scale: float = 0.75
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> PosteriorConfig:
+        """From cascade.json's "posterior" section; unknown keys are an error (a typo would be silent)."""
+        d = dict(d or {})
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown posterior settings {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+
+def normalized_rays(kp2d: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """(..., 21, 2) px -> (..., 21, 2) normalised image coordinates ((u - cx) / fx, (v - cy) / fy)."""
+    K = np.asarray(K, np.float64)
+    kp = np.asarray(kp2d, np.float64)
+    return np.stack([(kp[..., 0] - K[0, 2]) / K[0, 0], (kp[..., 1] - K[1, 2]) / K[1, 1]], axis=-1)
+
+
+def root_translations(joints_rel: np.ndarray, rays: np.ndarray) -> np.ndarray:
+    """Translations t (N, 3) putting each (N, 21, 3) hand's joints closest to its rays (N, 21, 2).
+
+    Per joint: x (Z + tz) = X + tx and y (Z + tz) = Y + ty, linear in t (the same least squares
+    as handviz.features.solve_root_translation, batched through the 3x3 normal equations).
+    """
+    X = np.asarray(joints_rel, np.float64)
+    r = np.broadcast_to(rays, X.shape[:-1] + (2,))
+    x, y = r[..., 0], r[..., 1]
+    n = X.shape[-2]
+    # A rows: [1, 0, -x] and [0, 1, -y]; b: x Z - X and y Z - Y.
+    AtA = np.zeros(X.shape[:-2] + (3, 3))
+    AtA[..., 0, 0] = n
+    AtA[..., 1, 1] = n
+    AtA[..., 0, 2] = AtA[..., 2, 0] = -x.sum(-1)
+    AtA[..., 1, 2] = AtA[..., 2, 1] = -y.sum(-1)
+    AtA[..., 2, 2] = (x**2 + y**2).sum(-1)
+    bx = x * X[..., 2] - X[..., 0]
+    by = y * X[..., 2] - X[..., 1]
+    Atb = np.stack([bx.sum(-1), by.sum(-1), -(x * bx + y * by).sum(-1)], axis=-1)
+    return np.linalg.solve(AtA, Atb[..., None])[..., 0]
+
+
+def on_rays(depths: np.ndarray, rays: np.ndarray) -> np.ndarray:
+    """Camera-frame points (..., 21, 3) at the given depths (..., 21) on the rays (..., 21, 2)."""
+    z = np.maximum(np.asarray(depths, np.float64), MIN_DEPTH_MM)
+    return np.concatenate([rays * z[..., None], z[..., None]], axis=-1)
+
+
+def snap_to_rays(joints_rel: np.ndarray, rays: np.ndarray) -> np.ndarray:
+    """Place each hand in the camera, then move every joint onto its ray at the depth it had.
+
+    joints_rel: (N, 21, 3) root-relative; rays: (21, 2) or (N, 21, 2). Returns (N, 21, 3) camera
+    frame. A hand that already projects onto the rays is returned placed but unchanged.
+    """
+    t = root_translations(joints_rel, rays)
+    return on_rays(joints_rel[..., 2] + t[..., None, 2], rays)
+
+
+def similarity_align(src: np.ndarray, dst: np.ndarray, scale: bool = True) -> np.ndarray:
+    """src (21, 3) moved by the similarity (or rigid motion) that best maps it onto dst (21, 3)."""
+    a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    ma, mb = a.mean(0), b.mean(0)
+    a0, b0 = a - ma, b - mb
+    U, S, Vt = np.linalg.svd(a0.T @ b0)
+    d = np.sign(np.linalg.det(U @ Vt))
+    D = np.diag([1.0, 1.0, d])
+    R = U @ D @ Vt  # row-vector convention: a0 @ R ~ b0
+    s = float((S * np.diag(D)).sum() / max((a0**2).sum(), 1e-12)) if scale else 1.0
+    return s * a0 @ R + mb
+
+
+def mediapipe_depths(snapped_mean: np.ndarray, mediapipe_world: np.ndarray | None,
+                     keypoints_z: np.ndarray | None, fx: float) -> dict[str, np.ndarray]:
+    """MediaPipe's two depth observations of our hand, each (21,) mm in the camera frame.
+
+    "world": its world landmarks, aligned to the snapped mean by a similarity (their size comes
+    from a fixed hand model, ours from the sampler). "image_z": its image-landmark z (pixels,
+    wrist-relative), turned into mm with our wrist depth over the focal length; under weak
+    perspective that factor is mm per pixel, so a wrong focal guess does not change it. A source
+    that is missing or not finite is left out.
+    """
+    out: dict[str, np.ndarray] = {}
+    if mediapipe_world is not None and np.all(np.isfinite(mediapipe_world)):
+        out["world"] = similarity_align(np.asarray(mediapipe_world, np.float64), snapped_mean)[:, 2]
+    if keypoints_z is not None and np.all(np.isfinite(keypoints_z)):
+        z = np.asarray(keypoints_z, np.float64)
+        out["image_z"] = snapped_mean[0, 2] + (z - z[0]) * snapped_mean[0, 2] / fx
+    return out
+
+
+def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
+                         mediapipe_world: np.ndarray | None, cfg: PosteriorConfig,
+                         ray_noise_px: np.ndarray | None = None, keypoints_z: np.ndarray | None = None,
+                         rng: np.random.Generator | None = None) -> np.ndarray:
+    """Stage-1 hypotheses (N, 21, 3) root-relative -> posterior hypotheses (N, 21, 3) root-relative.
+
+    ray_noise_px: (N, 21, 2) pixel offsets for each hypothesis' keypoints (MediaPipe's 2D noise),
+    or None. mediapipe_world (21, 3) mm and keypoints_z (21,) px: MediaPipe's depth observations,
+    None or non-finite to leave one out. The output's mean is the fused hand, exactly on the
+    rays; its spread is the sampler's depth spread plus cfg.disagreement_scale x random mixes of
+    the sources' differences, so it is wide where the sources of depth disagree.
+    """
+    hyps = np.asarray(hyps_rel, np.float64)
+    if not cfg.snap:
+        return hyps.copy()
+    rays = normalized_rays(kp2d, K)
+    snapped = snap_to_rays(hyps, rays)
+    mean = snapped.mean(axis=0)
+    depth_dev = snapped[..., 2] - mean[None, :, 2]  # (N, 21): the sampler's own depth spread
+    observed = mediapipe_depths(mean, mediapipe_world, keypoints_z, float(np.asarray(K)[0, 0]))
+    weights = {"world": cfg.world_weight, "image_z": cfg.image_z_weight}
+    used = {k: v for k, v in observed.items() if weights[k] > 0}
+    centre_depth = mean[:, 2]
+    if used:
+        rest = 1.0 - sum(weights[k] for k in used)
+        centre_depth = rest * mean[:, 2] + sum(weights[k] * v for k, v in used.items())
+        gaps = np.stack([v - centre_depth for v in used.values()] + [mean[:, 2] - centre_depth])  # (S, 21)
+        rng = rng if rng is not None else np.random.default_rng(0)
+        mix = rng.standard_normal((hyps.shape[0], len(gaps))) / np.sqrt(len(gaps))
+        depth_dev = depth_dev + cfg.disagreement_scale * mix @ gaps
+    noisy_rays = rays[None] if ray_noise_px is None else normalized_rays(
+        np.asarray(kp2d, np.float64)[None] + ray_noise_px, K)
+    cam = on_rays(centre_depth[None] + depth_dev, noisy_rays)
+    rel = cam - cam[:, :1]
+    # The cloud's mean is the noise-free fused hand, exactly on the keypoint rays: the jitter and
+    # the disagreement widen the cloud, they must not move the estimate.
+    centre = on_rays(centre_depth, rays)
+    return rel - rel.mean(axis=0) + (centre - centre[:1])

@@ -1,0 +1,127 @@
+"""Hypotheses on the keypoint rays, fused with MediaPipe's 3D (handviz.posterior): pure numpy checks."""
+
+import numpy as np
+import pytest
+
+from handviz.features import solve_root_translation
+from handviz.geometry import project
+from handviz.posterior import (
+    PosteriorConfig, normalized_rays, posterior_hypotheses, root_translations, similarity_align, snap_to_rays,
+)
+
+K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
+
+
+def _hand(rng: np.random.Generator) -> np.ndarray:
+    """A rough root-relative hand (21, 3) mm: fingers fanning out of a palm, with depth."""
+    rel = rng.normal(0, 30, (21, 3))
+    rel[0] = 0
+    return rel
+
+
+def test_batched_root_translation_matches_the_single_solver():
+    rng = np.random.default_rng(0)
+    hands = np.stack([_hand(rng) for _ in range(4)])
+    kp = project(_hand(rng) + [10, -20, 450], K)
+    batched = root_translations(hands, normalized_rays(kp, K))
+    for h, t in zip(hands, batched):
+        assert np.allclose(t, solve_root_translation(h, kp, K.astype(np.float32)), atol=1e-2)
+
+
+def test_snapped_hands_project_onto_the_keypoints_and_keep_their_depths():
+    rng = np.random.default_rng(1)
+    truth = _hand(rng) + [30, 10, 500]
+    kp = project(truth, K)
+    hyps = np.stack([truth - truth[0] + rng.normal(0, 8, (21, 3)) for _ in range(5)])
+    hyps -= hyps[:, :1]
+    snapped = snap_to_rays(hyps, normalized_rays(kp, K))
+    for s in snapped:
+        assert np.abs(project(s, K) - kp).max() < 1e-3
+    # A hand already on the rays is only placed, not changed.
+    again = snap_to_rays((truth - truth[0])[None], normalized_rays(kp, K))[0]
+    assert np.allclose(again, truth, atol=1e-6)
+
+
+def test_similarity_align_recovers_a_known_motion():
+    rng = np.random.default_rng(2)
+    a = _hand(rng)
+    angle = 0.4
+    R = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    b = 1.3 * a @ R + [5, 6, 7]
+    assert np.allclose(similarity_align(a, b), b, atol=1e-6)
+    rigid = similarity_align(a, b, scale=False)
+    assert np.allclose(np.linalg.norm(rigid - rigid.mean(0), axis=1), np.linalg.norm(a - a.mean(0), axis=1))
+
+
+def _setup(gap_mm: float):
+    rng = np.random.default_rng(3)
+    truth = _hand(rng) + [0, 0, 450]
+    kp = project(truth, K)
+    hyps = np.stack([truth + rng.normal(0, 4, (21, 3)) for _ in range(32)])
+    hyps -= hyps[:, :1]
+    world = truth - truth.mean(0)
+    world[:, 2] += gap_mm * np.linspace(-1, 1, 21)  # MediaPipe disagrees in depth by up to gap_mm
+    return hyps, kp, world
+
+
+def test_posterior_mean_is_the_fused_hand_on_the_rays():
+    hyps, kp, world = _setup(10.0)
+    cfg = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, disagreement_scale=1.0, keypoint_noise_scale=0.0)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 3, (32, 21, 2))
+    post = posterior_hypotheses(hyps, kp, K, world, cfg, noise)
+    assert post.shape == hyps.shape and np.allclose(post[:, 0], 0)
+    mean = post.mean(0)
+    t = solve_root_translation(mean, kp, K.astype(np.float32))
+    assert np.abs(project(mean + t, K) - kp).max() < 0.05  # exactly on the rays, noise or not
+
+
+def test_cloud_widens_where_mediapipe_disagrees():
+    cfg = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, disagreement_scale=1.0, keypoint_noise_scale=0.0)
+    spreads = []
+    for gap in (0.0, 10.0, 30.0):
+        hyps, kp, world = _setup(gap)
+        post = posterior_hypotheses(hyps, kp, K, world, cfg)
+        spreads.append(np.linalg.norm(post - post.mean(0), axis=-1).mean())
+    assert spreads[0] < spreads[1] < spreads[2]
+
+
+def test_mediapipe_weight_moves_the_depths_toward_mediapipe():
+    hyps, kp, world = _setup(30.0)
+    rays = normalized_rays(kp, K)
+    snapped_mean = snap_to_rays(hyps, rays).mean(0)
+    target = similarity_align(world, snapped_mean)[:, 2]
+    gaps = []
+    for w in (0.0, 0.5, 1.0):
+        post = posterior_hypotheses(hyps, kp, K, world, PosteriorConfig(world_weight=w, image_z_weight=0.0,
+                                                                       disagreement_scale=0, keypoint_noise_scale=0))
+        fused = post.mean(0) + root_translations(post.mean(0)[None], rays)[0]
+        gaps.append(np.abs(fused[:, 2] - target).mean())
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.05 * gaps[0]
+
+
+def test_missing_mediapipe_world_skips_the_fusion_and_snap_off_is_identity():
+    hyps, kp, _ = _setup(0.0)
+    nan_world = np.full((21, 3), np.nan)
+    a = posterior_hypotheses(hyps, kp, K, nan_world, PosteriorConfig(keypoint_noise_scale=0))
+    b = posterior_hypotheses(hyps, kp, K, None, PosteriorConfig(keypoint_noise_scale=0))
+    assert np.allclose(a, b) and np.all(np.isfinite(a))
+    assert np.array_equal(posterior_hypotheses(hyps, kp, K, None, PosteriorConfig(snap=False)), hyps)
+
+
+def test_config_rejects_unknown_keys():
+    assert PosteriorConfig.from_dict({"world_weight": 0.3}).world_weight == 0.3
+    with pytest.raises(ValueError, match="world_wieght"):
+        PosteriorConfig.from_dict({"world_wieght": 0.3})
+
+
+def test_image_z_is_a_depth_observation_in_millimetres():
+    """MediaPipe's image z (px, wrist-relative) becomes depth: z_px x wrist depth / focal."""
+    from handviz.posterior import mediapipe_depths
+
+    rng = np.random.default_rng(4)
+    truth = _hand(rng) + [0, 0, 500]
+    z_px = (truth[:, 2] - truth[0, 2]) * K[0, 0] / truth[0, 2]
+    depths = mediapipe_depths(truth, None, z_px, K[0, 0])
+    assert set(depths) == {"image_z"} and np.allclose(depths["image_z"], truth[:, 2])
+    assert mediapipe_depths(truth, None, np.full(21, np.nan), K[0, 0]) == {}
