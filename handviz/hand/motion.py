@@ -1,9 +1,13 @@
 """A recorded hand's motion as a rig with keys: what animated glTF and BVH files hold.
 
-Files for Blender and mocap tools animate a skeleton with fixed bones: per key, each bone's
-rotation (in its parent's frame) and the root's translation. The session holds 21 joints per frame
-instead, so the open hand is fitted to them with one shape for the whole track (fixed bone
-lengths) and per-frame pose (handviz.hand.fit). Left hands are fitted as mirrored right hands and
+Files for Blender and mocap tools animate a skeleton: per key, each bone's rotation (in its
+parent's frame) and translations. The session holds 21 joints per frame instead, so the open hand
+is fitted to them with one shape for the whole track and per-frame pose (handviz.hand.fit): the
+rotations, which pose the mesh. A rig with fixed bones (BVH) cannot follow the cascade's joints
+closely: its bone lengths and palm change from frame to frame and differ from the model's
+(a real track's fit is off by ~5 mm mean, 15+ mm max). So the motion also carries per-key bone
+translations (each joint's session offset in its parent's posed frame), with which a skeleton
+lands on the session's joints exactly while the rotations still carry the pose (glTF keys them). Left hands are fitted as mirrored right hands and
 mirrored back: positions x -> -x, rotations M R M with M = diag(-1, 1, 1), which keeps every
 rotation proper, and the triangles' winding is reversed so normals stay outward.
 """
@@ -36,7 +40,9 @@ class HandMotion:
     """One hand track, in the file's units and frame (positions scaled; rotations unitless).
 
     times: (T,) s from the first recorded frame; local_rotations: (T, 21, 3, 3), bone j's rotation
-    in its parent's frame (the root's in the file's frame); root_translation: (T, 3) the wrist;
+    in its parent's frame (the root's in the file's frame); root_translation: (T, 3) the fitted
+    wrist, for a rig with fixed bones; keyed_translations: (T, 21, 3) each bone's translation in its
+    parent's frame that puts it on the session's joint (the root's: the session's wrist);
     rest_joints: (21, 3) with identity rotations (the bind pose); rest_vertices: (V, 3);
     faces: (F, 3) outward; skin_weights: (V, 21); target_joints: (T, 21, 3) the session's joints;
     fit_error_mm: (T,) mean distance of the fitted joints to them.
@@ -48,6 +54,7 @@ class HandMotion:
     times: np.ndarray
     local_rotations: np.ndarray
     root_translation: np.ndarray
+    keyed_translations: np.ndarray
     rest_joints: np.ndarray
     rest_vertices: np.ndarray
     faces: np.ndarray
@@ -64,28 +71,48 @@ class HandMotion:
                 offsets[j] = self.rest_joints[j] - self.rest_joints[parent]
         return offsets
 
+    def fixed_translations(self) -> np.ndarray:
+        """(T, 21, 3) the translations of a rig with fixed bones: the rest offsets, the root fitted."""
+        translations = np.repeat(self.bone_offsets[None], len(self.times), axis=0)
+        translations[:, self.parents.index(-1)] = self.root_translation
+        return translations
 
-def global_transforms(local_rotations: np.ndarray, offsets: np.ndarray, parents: tuple[int, ...],
-                      root_translation: np.ndarray) -> np.ndarray:
-    """Forward kinematics as glTF evaluates nodes: G_j = G_parent [R_j | offset_j].
 
-    local_rotations: (T, J, 3, 3); offsets: (J, 3); root_translation: (T, 3) (the root's offset).
-    Returns (T, J, 4, 4)."""
+def global_transforms(local_rotations: np.ndarray, translations: np.ndarray,
+                      parents: tuple[int, ...]) -> np.ndarray:
+    """Forward kinematics as glTF evaluates nodes: G_j = G_parent [R_j | t_j].
+
+    local_rotations: (T, J, 3, 3); translations: (T, J, 3) in the parent's frame. Returns (T, J, 4, 4)."""
     n = local_rotations.shape[0]
     out = np.zeros((n, len(parents), 4, 4))
-    for j, parent in enumerate(parents):
+    for j, parent in enumerate(parents):  # parents come before their children
         local = np.zeros((n, 4, 4))
         local[:, :3, :3] = local_rotations[:, j]
-        local[:, :3, 3] = root_translation if parent < 0 else offsets[j]
+        local[:, :3, 3] = translations[:, j]
         local[:, 3, 3] = 1.0
         out[:, j] = local if parent < 0 else out[:, parent] @ local
     return out
 
 
-def posed_joints(motion: HandMotion) -> np.ndarray:
-    """(T, 21, 3) joint positions the rig puts at each key."""
-    G = global_transforms(motion.local_rotations, motion.bone_offsets, motion.parents, motion.root_translation)
-    return G[:, :, :3, 3]
+def keyed_translations(local_rotations: np.ndarray, parents: tuple[int, ...], joints: np.ndarray) -> np.ndarray:
+    """(T, J, 3) translations with which global_transforms puts every joint on `joints` (T, J, 3):
+    each joint's offset from its parent, expressed in the parent's posed frame."""
+    rotations = np.zeros_like(local_rotations)
+    out = np.zeros_like(joints)
+    for j, parent in enumerate(parents):
+        if parent < 0:
+            rotations[:, j], out[:, j] = local_rotations[:, j], joints[:, j]
+            continue
+        rotations[:, j] = rotations[:, parent] @ local_rotations[:, j]
+        offset = joints[:, j] - joints[:, parent]
+        out[:, j] = np.einsum("tij,ti->tj", rotations[:, parent], offset)  # R^T offset
+    return out
+
+
+def posed_joints(motion: HandMotion, keyed: bool = True) -> np.ndarray:
+    """(T, 21, 3) joint positions at each key: with the keyed translations (glTF) or fixed bones (BVH)."""
+    translations = motion.keyed_translations if keyed else motion.fixed_translations()
+    return global_transforms(motion.local_rotations, translations, motion.parents)[:, :, :3, 3]
 
 
 def fit_motion(joints_mm: np.ndarray, times: np.ndarray, handedness: str, scale: float = 1.0,
@@ -114,10 +141,11 @@ def fit_motion(joints_mm: np.ndarray, times: np.ndarray, handedness: str, scale:
         rotations = MIRROR @ rotations @ MIRROR
         root, rest_joints, rest_verts = root @ MIRROR, rest_joints @ MIRROR, rest_verts @ MIRROR
         faces = faces[:, ::-1]
+    parents = tuple(int(p) for p in asset.parents)
     return HandMotion(
-        handedness=handedness, names=bone_names(handedness),
-        parents=tuple(int(p) for p in asset.parents), times=np.asarray(times, np.float64),
-        local_rotations=rotations, root_translation=root * scale, rest_joints=rest_joints * scale,
+        handedness=handedness, names=bone_names(handedness), parents=parents,
+        times=np.asarray(times, np.float64), local_rotations=rotations, root_translation=root * scale,
+        keyed_translations=keyed_translations(rotations, parents, joints_mm * scale), rest_joints=rest_joints * scale,
         rest_vertices=rest_verts * scale, faces=np.ascontiguousarray(faces),
         skin_weights=np.asarray(asset.skin_weights, np.float64), target_joints=joints_mm * scale,
         fit_error_mm=fit.error_mm.astype(np.float64),

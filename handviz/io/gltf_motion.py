@@ -2,9 +2,11 @@
 
 Per hand track: a mesh node (the shaped rest mesh, 4 bone weights per vertex: exactly the model's
 skinning) with a skin over 21 joint nodes named like 'index_pip.R' (the bind pose is the rest
-hand, bones unrotated), and in the single animation a rotation channel per bone plus the wrist's
-translation, one key per recorded frame at its capture time (LINEAR; times are seconds, which is
-glTF's unit, so tools play it at the recorded speed). Positions are in the units the HandMotion
+hand, bones unrotated), and in the single animation a rotation and a translation channel per bone,
+one key per recorded frame at its capture time (LINEAR; times are seconds, which is glTF's unit,
+so tools play it at the recorded speed). The translations are the session's per-frame bone
+offsets (HandMotion.keyed_translations): the cascade's bone lengths and palm change from frame to
+frame, and only then do the joints land on the session's; the rotations pose the mesh. Positions are in the units the HandMotion
 carries (metres for glTF tools). Written with pygltflib; accessors carry the min/max and the
 targets the Khronos validator asks for.
 """
@@ -130,8 +132,8 @@ def _add_hand(b: _Builder, motion: HandMotion, colour: Sequence[float], animatio
         animation.channels.append(gl.AnimationChannel(sampler=len(animation.samplers) - 1,
                                                       target=gl.AnimationChannelTarget(node=node, path=path)))
 
-    channel(first, "translation", motion.root_translation.astype(np.float32))
     for j in range(len(motion.names)):
+        channel(first + j, "translation", motion.keyed_translations[:, j].astype(np.float32))
         channel(first + j, "rotation", _quaternions(motion.local_rotations[:, j]))
     return [mesh_node, first]
 
