@@ -12,6 +12,7 @@ import logging
 import logging.handlers
 import os
 import platform
+import shlex
 import sys
 import tempfile
 import traceback
@@ -32,13 +33,15 @@ EXIT_FAILURE = 1
 #: Exit status after Ctrl+C, as shells report SIGINT.
 EXIT_INTERRUPTED = 130
 
-_FILE_FORMAT = "%(asctime)s %(levelname)-7s %(threadName)s %(name)s: %(message)s"
+#: Every line says when, which process and which command: several processes share one file.
+_FILE_FORMAT = "%(asctime)s pid=%(process)d %(command)s %(levelname)-7s %(threadName)s %(name)s: %(message)s"
 _CONSOLE_FORMAT = "%(levelname)s %(name)s: %(message)s"
 _HANDLER_TAG = "_handviz_handler"
 _FILE_ONLY = "file_only"
 
 _log = logging.getLogger("handviz")
 _current_log_file: Path | None = None
+_current_command = "handviz"
 
 
 class InputError(Exception):
@@ -75,13 +78,21 @@ def _drop_file_only(record: logging.LogRecord) -> bool:
     return not getattr(record, _FILE_ONLY, False)
 
 
-def setup_logging(debug: bool) -> Path:
+def _add_command(record: logging.LogRecord) -> bool:
+    record.command = _current_command
+    return True
+
+
+def setup_logging(debug: bool, command: str | None = None) -> Path:
     """Send logs to a rotating file (~1 MB x 3) and warnings (all with `debug`) to stderr.
 
+    command: the subcommand every file line names (kept from an earlier call when None).
     Safe to call again: the handlers of an earlier call are replaced, not stacked.
     Returns the log file's path.
     """
-    global _current_log_file
+    global _current_log_file, _current_command
+    if command is not None:
+        _current_command = command
     log_file = _writable_log_dir() / LOG_FILE_NAME
 
     root = logging.getLogger()
@@ -94,6 +105,7 @@ def setup_logging(debug: bool) -> Path:
     )
     file_handler.setLevel(logging.DEBUG if debug else logging.INFO)
     file_handler.setFormatter(logging.Formatter(_FILE_FORMAT))
+    file_handler.addFilter(_add_command)
 
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.DEBUG if debug else logging.WARNING)
@@ -110,6 +122,11 @@ def setup_logging(debug: bool) -> Path:
     _log.info("handviz %s, Python %s on %s; pid %d", __version__, platform.python_version(),
               platform.platform(), os.getpid())
     return log_file
+
+
+def log_command_line(argv: list[str]) -> None:
+    """Record how the process was started, so a log attached to a report can be replayed."""
+    _log.info("command line: %s", shlex.join(["handviz", *map(str, argv)]))
 
 
 def exit_code_for(exc: BaseException) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,12 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _check(args: argparse.Namespace) -> None:
     from handviz.logs import InputError
 
-    for name, value, low in (("--repeats", args.repeats, 1), ("--frames", args.frames, 1),
-                             ("--soak", args.soak, 1)):
-        if value is not None and value < low:
-            raise InputError(f"{name} must be at least {low}, got {value}")
-    if args.seconds <= 0:
-        raise InputError(f"--seconds must be positive, got {args.seconds}")
+    from handviz.commands.checks import check_at_least, check_positive
+
+    for name, value in (("--repeats", args.repeats), ("--frames", args.frames), ("--soak", args.soak),
+                        ("--threads", args.threads)):
+        check_at_least(name, value, 1)
+    check_positive("--seconds", args.seconds)
+    if args.video is not None and not Path(args.video).is_file():
+        raise InputError(f"--video {args.video}: no such file")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -44,7 +44,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Every value checked before any work (InputError: exit 2)."""
+    from handviz.commands.checks import check_at_least
+    from handviz.logs import InputError
+
+    for option in ("n", "workers", "shard_size", "shards", "limit"):
+        check_at_least("--" + option.replace("_", "-"), getattr(args, option, None), 1)
+    if args.data_command == "fit-noise":
+        if not args.data.is_dir():
+            raise InputError(f"{args.data}: no such folder")
+        if not any(args.data.glob("*.npz")):
+            raise InputError(f"{args.data}: holds no shard files (*.npz); make some with `handviz data synth`")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_options(args)
     if args.data_command == "import":
         from handviz.data.real_to_shards import run_import
 

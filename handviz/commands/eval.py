@@ -6,6 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from handviz import limits
+from handviz.commands.checks import check_at_least, check_ddim_steps, check_device, check_hypotheses
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score the cascade (real photos, no-truth checks, synthetic, FreiHAND, HO3Dv2)",
@@ -29,17 +32,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guess-intrinsics", action="store_true",
                    help="with --real: give the cascade the app's 60-degree focal guess, not the true K")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hypotheses", type=int, default=32)
-    p.add_argument("--ddim-steps", type=int, default=1)
+    p.add_argument("--hypotheses", type=int, default=limits.HYPOTHESES_DEFAULT,
+                   help=f"joint hypotheses per hand ({limits.HYPOTHESES_MIN}-{limits.HYPOTHESES_MAX})")
+    p.add_argument("--ddim-steps", type=int, default=limits.DDIM_STEPS_DEFAULT,
+                   help=f"denoising steps per stage ({limits.DDIM_STEPS_MIN}-{limits.DDIM_STEPS_MAX})")
     p.add_argument("--limit", type=int, default=None, help="score at most this many dataset images")
     p.add_argument("--submission", type=Path, default=None,
                    help="also write the official results file (FreiHAND pred.json / HO3D) here")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Every value checked before the model loads (InputError: exit 2)."""
+    check_hypotheses(args.hypotheses)
+    check_ddim_steps(args.ddim_steps)
+    check_device(args.device)
+    check_at_least("--synthetic", args.synthetic, 1)
+    check_at_least("--limit", args.limit, 1)
+    # getattr: --real and --checks arrive with the real-photo evaluation (merged separately).
+    for option in ("--freihand", "--ho3d", "--hands3d", "--real"):
+        folder = getattr(args, option[2:], None)
+        if folder is not None:
+            check_dataset_folder(option, folder)
+    if getattr(args, "checks", None):
+        from handviz.commands.predict import expand_inputs
+
+        expand_inputs(args.checks)  # a folder without images or videos: InputError
+
+
+def check_dataset_folder(option: str, folder: Path) -> None:
+    from handviz.logs import InputError
+
+    if not folder.is_dir():
+        raise InputError(f"{option} {folder}: no such folder")
+    if not any(folder.iterdir()):
+        raise InputError(f"{option} {folder}: the folder is empty")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_options(args)
     from handviz.cascade import Cascade
 
     cascade = Cascade.from_weights(args.weights, device=args.device)

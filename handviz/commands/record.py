@@ -48,10 +48,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
-    if args.hypotheses < 1:
-        raise InputError(f"--hypotheses must be at least 1, got {args.hypotheses}")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise InputError(f"--max-frames must be at least 1, got {args.max_frames}")
+    from handviz.commands.checks import check_at_least, check_hypotheses
+
+    check_hypotheses(args.hypotheses)
+    check_at_least("--max-frames", args.max_frames, 1)
 
     from handviz.pipeline.sources import ImageFolderSource, open_source
 

@@ -72,7 +72,29 @@ def stage_config(stage: str, args: argparse.Namespace):
     return MeshLDMConfig(**common, hidden=args.hidden, models=None if args.models is None else str(args.models))
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Every value checked before torch loads or a file is written (InputError: exit 2)."""
+    from handviz.commands.checks import check_at_least, check_device, check_positive
+    from handviz.logs import InputError
+
+    for option, value in (("--steps", args.steps), ("--batch", args.batch), ("--val-every", args.val_every),
+                          ("--max-samples", args.max_samples), ("--latent-dim", args.latent_dim),
+                          ("--hidden", args.hidden), ("--threads", args.threads)):
+        check_at_least(option, value, 1)
+    check_positive("--lr", args.lr)
+    check_positive("--minutes", args.minutes)
+    check_device(args.device, allow_auto=True)
+    for option, folder in (("--data", args.data), ("--val-data", args.val_data)):
+        if folder is None:
+            continue
+        if not folder.is_dir():
+            raise InputError(f"{option} {folder}: no such folder (make shards with `handviz data synth`)")
+        if not any(folder.glob("*.npz")):
+            raise InputError(f"{option} {folder}: holds no shard files (*.npz); make some with `handviz data synth`")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_options(args)
     import torch
 
     from handviz.train.autoencoder import train_autoencoder

@@ -37,6 +37,8 @@ class FitConfig:
     #: Per-sample loss = mean squared joint error (mm^2) + these weights times mean squares.
     angle_reg: float = 2.0  # on angles (rad), breaks ties for weakly observed DOFs
     shape_reg: float = 1.0  # on shape coefficients
+    #: One shape for every row (the frames of one person's hand, for a rig with fixed bones).
+    shared_shape: bool = False
 
 
 @dataclass
@@ -164,7 +166,8 @@ def fit_hand_to_joints(
     amap = _AngleMap(dtype, device)
     # Start half-curled: from flat fingers, a fist's fingers fall into a hyperextended minimum.
     raw = amap.raw_for(tensor(GESTURES["relaxed"]).expand(B, 21, 3)).clone().requires_grad_(True)
-    shape = torch.zeros(B, layer.num_shapes, dtype=dtype, device=device, requires_grad=True)
+    shape = torch.zeros(1 if cfg.shared_shape else B, layer.num_shapes, dtype=dtype, device=device,
+                        requires_grad=True)
     r6 = tensor(rot0[:, :, :2].transpose(0, 2, 1).reshape(B, 6)).requires_grad_(True)
     trans = tensor(trans0).requires_grad_(True)
     target = tensor(target_np)
@@ -173,16 +176,17 @@ def fit_hand_to_joints(
     with _single_thread_on_cpu(device):
         for _ in range(cfg.iterations):
             opt.zero_grad(set_to_none=True)
-            angles = amap.angles(raw)
-            joints = _joints(layer, angles, shape, rot6d_to_rotmat(r6)) + trans[:, None]
+            angles, rows_shape = amap.angles(raw), shape.expand(B, -1)
+            joints = _joints(layer, angles, rows_shape, rot6d_to_rotmat(r6)) + trans[:, None]
             per_sample = ((joints - target) ** 2).sum(-1).mean(-1)
-            per_sample = per_sample + cfg.angle_reg * (angles**2).mean((1, 2)) + cfg.shape_reg * (shape**2).mean(1)
+            per_sample = (per_sample + cfg.angle_reg * (angles**2).mean((1, 2))
+                          + cfg.shape_reg * (rows_shape**2).mean(1))
             per_sample.sum().backward()  # rows are independent: each gets its own gradient
             opt.step()
             with torch.no_grad():
                 shape.clamp_(-1.0, 1.0)
         with torch.no_grad():
-            angles, rot = amap.angles(raw), rot6d_to_rotmat(r6)
+            angles, rot, shape = amap.angles(raw), rot6d_to_rotmat(r6), shape.expand(B, -1)
             out = layer(angles, shape, rot)
             verts, joints = out.vertices + trans[:, None], out.joints + trans[:, None]
             error = (joints - target).norm(dim=-1).mean(-1)

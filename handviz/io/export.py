@@ -2,8 +2,11 @@
 
 Coordinates stay in the chosen frame and axes: "camera" (OpenCV camera frame: x right, y down,
 z forward, as recorded) or "hand" (the same axes, origin moved to the wrist joint). Units are
-millimetres or metres (glTF tools expect metres). Vertex order and faces are written exactly as
-the model made them, so frame t of one export lines up with frame t of another.
+millimetres or metres: GLB defaults to metres (glTF's unit, so Blender shows the hand at its real
+size), OBJ and PLY to millimetres. Vertex order and faces are written exactly as the model made
+them (winding turned outwards for mirrored left hands), so frame t of one export lines up with
+frame t of another. `write_hand` is the one door for a single file: `predict --obj-dir`,
+`handviz export` and the app's export dialog all write through it.
 
 A sequence is one file per hand per frame: frame_000012_right.obj (+ frame_000012_right.mtl);
 a second hand of the same side in one frame gets "_2". The hypothesis cloud (all N x 21 joint
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
 Units = Literal["mm", "m"]
 FrameOf = Literal["camera", "hand"]
 FORMATS = ("obj", "ply", "glb")
+#: Formats of a whole sequence in one file (handviz.io.motion_export).
+ANIMATED_FORMATS = ("glb", "bvh")
 UNITS = ("mm", "m")
 FRAMES_OF = ("camera", "hand")
 UNIT_SCALE = {"mm": 1.0, "m": 1e-3}
@@ -35,6 +40,17 @@ UNIT_SCALE = {"mm": 1.0, "m": 1e-3}
 #: Per-hand colour (RGB 0-255): warm right, cool left, like the live view.
 HAND_COLOURS: dict[str, tuple[int, int, int]] = {"Right": (230, 140, 90), "Left": (90, 150, 230)}
 OTHER_COLOUR = (180, 180, 180)
+
+
+def default_units(fmt: str) -> Units:
+    """Metres for glTF (its unit) and BVH (Blender's importer reads it as metres), else mm."""
+    return "m" if fmt in ("glb", "bvh") else "mm"
+
+
+def format_of_path(path: str | Path) -> str | None:
+    """"obj"/"ply"/"glb"/"bvh" from the file name's suffix, None when it has none of those."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    return suffix if suffix in (*FORMATS, *ANIMATED_FORMATS) else None
 
 
 def hand_colour(handedness: str) -> tuple[int, int, int]:
@@ -127,6 +143,20 @@ def write_mesh(mesh: trimesh.Trimesh, path: Path, handedness: str, fmt: str | No
     raise ValueError(f"{path}: unknown mesh format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
+def write_hand(hand: HandEstimate, faces: np.ndarray, path: str | Path, *, units: Units | None = None,
+               frame_of: FrameOf = "camera") -> list[Path]:
+    """One hand to exactly `path`, format from its suffix (.obj/.ply/.glb), outward normals for
+    both hands, units by default `default_units(format)`. Returns the files written (OBJ adds
+    its .mtl). ValueError for an unknown suffix or faces of another mesh."""
+    path = Path(path)
+    fmt = format_of_path(path)
+    if fmt not in FORMATS:
+        raise ValueError(f"{path}: cannot tell the mesh format from the name; end it in "
+                         + ", ".join(f".{f}" for f in FORMATS))
+    mesh = hand_mesh(hand, faces, units or default_units(fmt), frame_of)
+    return write_mesh(mesh, path, hand.handedness, fmt)
+
+
 def write_cloud(cloud: trimesh.PointCloud, path: Path) -> Path:
     """The cloud as a binary PLY point set (x, y, z + colour, no faces)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,15 +177,17 @@ def hand_file_stems(position: int, hands: Sequence[HandEstimate]) -> list[str]:
 
 
 def export_hands(hands: Sequence[HandEstimate], faces: np.ndarray, out: str | Path, *, position: int,
-                 fmt: str = "obj", units: Units = "mm", frame_of: FrameOf = "camera",
+                 fmt: str = "obj", units: Units | None = None, frame_of: FrameOf = "camera",
                  cloud: bool = False) -> list[Path]:
     """Write the hands of one frame; returns every file written.
 
     out: a folder (standard names, see module doc), or a file name ending in .{fmt}: one hand
     is written to exactly that name, several get "_right"/"_left" appended to its stem.
+    units: default `default_units(fmt)` (metres for GLB).
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown mesh format {fmt!r}; use one of {', '.join(FORMATS)}")
+    units = units or default_units(fmt)
     out = Path(out)
     stems = hand_file_stems(position, hands)
     if out.suffix.lower() == f".{fmt}":
@@ -186,7 +218,7 @@ class SequenceExport:
 
 
 def export_session(reader: SessionReader, out_dir: str | Path, positions: Iterable[int] | None = None, *,
-                   fmt: str = "obj", units: Units = "mm", frame_of: FrameOf = "camera",
+                   fmt: str = "obj", units: Units | None = None, frame_of: FrameOf = "camera",
                    cloud: bool = False, faces: np.ndarray | None = None) -> SequenceExport:
     """Export frames of a session (all when positions is None) into out_dir, one file per hand
     per frame. faces default to the ones stored in the session."""

@@ -24,6 +24,8 @@ from handviz.paths import assets_dir
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+#: Video files a folder walk opens (other non-image files in a folder are skipped with a note).
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 #: Frame rate assumed when a video file does not say (or says something absurd).
 FALLBACK_VIDEO_FPS = 30.0
 #: Consecutive failed camera reads after which the camera counts as gone (unplugged, taken).
@@ -230,7 +232,7 @@ class ImageFolderSource(Source):
                 self.files, others = list_images(self.path)
             except OSError as exc:
                 raise SourceError(f"{self.path}: cannot list the folder ({exc.strerror})") from None
-            if others and warn_skipped:
+            if self.files and others and warn_skipped:  # without images, the error below says it all
                 shown = ", ".join(p.name for p in others[:3]) + (" ..." if len(others) > 3 else "")
                 self._warn(f"{self.path}: skipped {len(others)} non-image file(s): {shown}")
         if not self.files:

@@ -1,0 +1,186 @@
+"""Issue 12's rows as a new user met them: bad values, folders, export formats and mesh winding.
+
+Each bad value must give one line naming the option and the allowed range, exit 2, and write
+nothing (no partial .jsonl, no session folder, no export)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from handviz.cli import main
+from handviz.io.export import export_hands, signed_volume, write_hand
+from handviz.native_noise import is_native_noise
+from test_export import MESH, make_hand, write_session
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--hypotheses", "0"], "--hypotheses must be within 1..256, got 0"),
+    (["--hypotheses", "1000"], "--hypotheses must be within 1..256, got 1000"),
+    (["--ddim-steps", "0"], "--ddim-steps must be within 1..50, got 0"),
+    (["--focal", "-5"], "--focal must be within 1..100000, got -5"),
+    (["--device", "tpu"], "--device must be cpu, cuda or cuda:K, got 'tpu'"),
+])
+def test_predict_refuses_bad_values_before_any_work(tmp_path: Path, demo_photo: Path, capsys,
+                                                    option: list[str], message: str) -> None:
+    out = tmp_path / "r.jsonl"
+    assert main(["predict", str(demo_photo), "--out", str(out), "--obj-dir", str(tmp_path / "o"), *option]) == 2
+    assert one_error_line(capsys) == f"handviz: error: {message}"
+    assert not out.exists() and not (tmp_path / "o").exists()
+
+
+def test_cuda_without_cuda_is_an_input_error(tmp_path: Path, demo_photo: Path, capsys,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "r.jsonl"
+    assert main(["predict", str(demo_photo), "--out", str(out), "--device", "cuda"]) == 2
+    assert "--device cuda: this machine has no usable CUDA GPU; use --device cpu" in one_error_line(capsys)
+    assert not out.exists()
+    assert main(["eval", "--synthetic", "4", "--device", "cuda:0"]) == 2
+    assert "no usable CUDA GPU" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["record", "demo", "--hypotheses", "1000"], "--hypotheses must be within 1..256, got 1000"),
+    (["record", "demo", "--max-frames", "0"], "--max-frames must be at least 1, got 0"),
+    (["eval", "--synthetic", "4", "--hypotheses", "0"], "--hypotheses must be within 1..256, got 0"),
+    (["eval", "--synthetic", "0"], "--synthetic must be at least 1, got 0"),
+    (["eval", "--synthetic", "4", "--ddim-steps", "99"], "--ddim-steps must be within 1..50, got 99"),
+    (["train", "stage1", "--data", "{tmp}", "--steps", "0"], "--steps must be at least 1, got 0"),
+    (["train", "stage1", "--data", "{tmp}", "--lr", "-1"], "--lr must be a positive number, got -1"),
+    (["train", "stage1", "--data", "{tmp}", "--device", "gpu"],
+     "--device must be auto, cpu, cuda or cuda:K, got 'gpu'"),
+    (["data", "synth", "--n", "0", "--out", "{tmp}/shards"], "--n must be at least 1, got 0"),
+    (["bench", "--threads", "0"], "--threads must be at least 1, got 0"),
+])
+def test_every_subcommand_checks_its_values(tmp_path: Path, capsys, argv: list[str], message: str) -> None:
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if argv[0] == "record":
+        argv += ["--out", str(tmp_path / "session")]
+    before = sorted(tmp_path.rglob("*"))
+    assert main(argv) == 2
+    assert one_error_line(capsys) == f"handviz: error: {message}"
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_predict_folder_skips_other_files_with_one_note(tmp_path: Path, demo_photo: Path, capsys) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "LICENSE").write_text("Apache-2.0")
+    (folder / "README.md").write_text("photos")
+    cv2.imwrite(str(folder / "blank.png"), np.full((60, 80, 3), 200, np.uint8))
+    out = tmp_path / "r.jsonl"
+    assert main(["predict", str(folder), "--out", str(out), "--hypotheses", "4"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"handviz predict: {folder}: skipped 2 file(s) that are not images or videos: LICENSE, README.md"
+    assert len(err) == 2 and err[1].startswith("1 frames")
+    assert [json.loads(x)["image"] for x in out.read_text().splitlines()] == [str(folder / "blank.png")]
+
+
+@pytest.mark.parametrize("contents", [[], ["LICENSE"]])
+def test_a_folder_without_images_is_an_error_for_every_command(tmp_path: Path, capsys, contents: list[str]) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in contents:
+        (folder / name).write_text("x")
+    out = tmp_path / "r.jsonl"
+    assert main(["predict", str(folder), "--out", str(out)]) == 2
+    assert str(folder) in one_error_line(capsys)
+    assert not out.exists()
+    assert main(["record", str(folder), "--out", str(tmp_path / "session")]) == 2
+    assert "no images found" in one_error_line(capsys)
+    assert not (tmp_path / "session").exists()
+    assert main(["eval", "--hands3d", str(tmp_path / "empty")]) == 2
+    assert "no such folder" in one_error_line(capsys)
+
+
+def test_predict_obj_dir_writes_outward_meshes_for_both_hands(tmp_path: Path, capsys) -> None:
+    """The demo holds a left hand (thumb_up.jpg) and right hands: every OBJ must wind outwards."""
+    from handviz.paths import assets_dir
+
+    assert main(["predict", str(assets_dir() / "demo"), "--out", str(tmp_path / "r.jsonl"),
+                 "--hypotheses", "4", "--obj-dir", str(tmp_path / "objs")]) == 0
+    objs = sorted((tmp_path / "objs").glob("*.obj"))
+    assert any(p.stem.endswith("_left") for p in objs) and any(p.stem.endswith("_right") for p in objs)
+    for path in objs:
+        mesh = trimesh.load(path, process=False, maintain_order=True, force="mesh")
+        assert signed_volume(mesh.vertices, mesh.faces) > 0, path.name
+        assert path.with_suffix(".mtl").is_file()  # the same writer as `handviz export`
+
+
+def test_write_hand_is_the_shared_door(tmp_path: Path) -> None:
+    hand = make_hand("Left")
+    hand.vertices = hand.vertices * np.float32([-1, 1, 1])  # mirrored like the cascade's left hands
+    for suffix in ("obj", "ply", "glb"):
+        path = tmp_path / f"h.{suffix}"
+        assert write_hand(hand, MESH.faces, path)[0] == path
+        mesh = trimesh.load(path, process=False, maintain_order=True, force="mesh")
+        assert signed_volume(mesh.vertices, mesh.faces) > 0
+        scale = 1e-3 if suffix == "glb" else 1.0  # glTF in metres, the others in mm
+        np.testing.assert_allclose(mesh.vertices, hand.vertices * scale, atol=1e-4 * scale)
+    with pytest.raises(ValueError, match="cannot tell the mesh format"):
+        write_hand(hand, MESH.faces, tmp_path / "h.stl")
+    # The app's per-frame export (export_hands, format by its file filter) gets the same defaults.
+    (path,) = export_hands([hand], MESH.faces, tmp_path / "app.glb", position=0, fmt="glb")
+    np.testing.assert_allclose(trimesh.load(path, force="mesh", process=False).vertices, hand.vertices * 1e-3,
+                               atol=1e-7)
+
+
+def test_export_format_from_the_suffix_and_glb_in_metres(tmp_path: Path, capsys) -> None:
+    frames = write_session(tmp_path / "s")
+    out = tmp_path / "x.glb"
+    assert main(["export", str(tmp_path / "s"), "--frame", "0", "--out", str(out)]) == 0
+    assert out.is_file()
+    mesh = trimesh.load(out, process=False, maintain_order=True, force="mesh")
+    np.testing.assert_allclose(mesh.vertices, frames[0][0].vertices * 1e-3, atol=1e-6)
+    assert main(["export", str(tmp_path / "s"), "--frame", "0", "--units", "mm", "--out", str(tmp_path / "y.glb")]) == 0
+    np.testing.assert_allclose(trimesh.load(tmp_path / "y.glb", force="mesh", process=False).vertices,
+                               frames[0][0].vertices, atol=1e-3)
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--frame", "0", "--format", "obj", "--out", "{tmp}/x.glb"],
+     "--out {tmp}/x.glb names a .glb file but --format is obj; make them agree or drop --format"),
+    (["--frame", "0", "--out", "{tmp}/x.fbx"], "--out {tmp}/x.fbx: handviz does not write .fbx files"),
+    (["--all", "--out", "{tmp}/x.glb"], "--all writes one file per frame"),
+    (["--frame", "0", "--animated", "--out", "{tmp}/x.glb"], "exports the whole session: use --all"),
+    (["--all", "--animated", "--format", "ply", "--out", "{tmp}/x"], "--animated writes .glb or .bvh"),
+    (["--all", "--animated", "--format", "glb", "--out", "{tmp}/folder"], "an animated export is one file"),
+])
+def test_export_refuses_contradictions(tmp_path: Path, capsys, argv: list[str], message: str) -> None:
+    write_session(tmp_path / "s")
+    before = sorted(tmp_path.rglob("*"))
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(["export", str(tmp_path / "s"), *argv]) == 2
+    assert message.replace("{tmp}", str(tmp_path)) in one_error_line(capsys)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_console_stays_quiet_in_a_real_process(tmp_path: Path, demo_photo: Path) -> None:
+    """MediaPipe/TFLite/absl lines go to the log; the console keeps handviz's own summary."""
+    env = {"HANDVIZ_LOG_DIR": str(tmp_path / "logs"), "PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "handviz", "predict", str(demo_photo), "--hypotheses", "4",
+                           "--out", str(tmp_path / "r.jsonl")], capture_output=True, text=True, env=env,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines() == ["1 frames, 1 hands -> " + str(tmp_path / "r.jsonl")]
+    log = (tmp_path / "logs" / "handviz.log").read_text()
+    assert "command line: handviz predict" in log
+    assert any(is_native_noise(line.split(": ", 1)[-1]) for line in log.splitlines() if "handviz.native" in line)
