@@ -263,6 +263,7 @@ class MainWindow(QMainWindow):
         self.plots.clear_history()
         self.video.clear()
         self.viewport.show_hands([], message="waiting for frames")
+        self.viewport.request_render()
 
     def _set_replay_mode(self, replay: bool) -> None:
         self.replay_bar.setVisible(replay)
@@ -298,6 +299,7 @@ class MainWindow(QMainWindow):
             self.controls.show_K(K)
         message = result.error or ""
         self.viewport.show_hands(result.hands, message=message)
+        self.viewport.present()
         self.video.show_frame(image, result.detections, result.hands, K)
         self.video.set_message(f"{result.frame.source} · frame {result.frame.index}")
         if result.error:
