@@ -209,6 +209,13 @@ def test_record_then_replay_step_and_export(qtbot, make_window, tmp_path):
     obj = next(p for p in written if p.suffix == ".obj")
     n_vertices = sum(1 for line in obj.read_text().splitlines() if line.startswith("v "))
     assert n_vertices == len(w._current.hands[0].vertices)
+    # Ctrl+E's dialog: a typed .glb under the OBJ filter writes GLB; no suffix takes the filter's
+    from handviz.app.export_formats import EXPORT_FILTERS
+
+    glb = w.export_frame_to(tmp_path / "typed.glb", EXPORT_FILTERS["obj"])
+    assert [p.suffix for p in glb if p.name.startswith("typed")] == [".glb"] and glb[0].stat().st_size > 0
+    ply = w.export_frame_to(tmp_path / "chosen", EXPORT_FILTERS["ply"])
+    assert any(p.name == "chosen.ply" for p in ply)
 
 
 def test_settings_survive_a_restart(qtbot, make_window):

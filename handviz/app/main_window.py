@@ -24,6 +24,7 @@ from handviz.app.banner import Banner
 from handviz.app.camera_menu import CameraMenu
 from handviz.app.bridge import ResultBridge
 from handviz.app.controls import ControlsPanel, ControlValues
+from handviz.app.export_formats import export_filter_string, resolve_export_path
 from handviz.app.plots import PerformancePlots
 from handviz.app.replay_bar import ReplayBar
 from handviz.app.settings import (APPLICATION, ORGANIZATION, AppSettings, load_settings, load_window_state,
@@ -496,9 +497,9 @@ class MainWindow(QMainWindow):
             return
         assert result is not None
         default = Path(self.settings.last_dir or Path.home()) / f"frame_{result.frame.index:06d}.obj"
-        path, _ = QFileDialog.getSaveFileName(self, "Export frame as OBJ", str(default), "Wavefront OBJ (*.obj)")
+        path, chosen = QFileDialog.getSaveFileName(self, "Export frame", str(default), export_filter_string())
         if path:
-            self.export_frame_to(path)
+            self.export_frame_to(path, chosen)
 
     def _exportable(self, result: FrameResult | None) -> bool:
         if result is None or not result.hands:
@@ -509,25 +510,24 @@ class MainWindow(QMainWindow):
             return False
         return True
 
-    def export_frame_to(self, path: str | Path) -> list[Path]:
-        """Write the meshes of the frame on screen as OBJ at path (one file per hand)."""
+    def export_frame_to(self, path: str | Path, selected_filter: str = "") -> list[Path]:
+        """Write the meshes of the frame on screen (one file per hand) as OBJ, PLY or GLB: the
+        typed suffix decides, else the dialog's chosen filter."""
         from handviz.io.export import export_hands
 
         result = self._current
         if not self._exportable(result):
             return []
         assert result is not None and self._faces is not None
-        path = Path(path)
-        if path.suffix.lower() != ".obj":
-            path = path.with_suffix(".obj")
+        path, fmt = resolve_export_path(path, selected_filter)
         hands = [h for h in result.hands if len(h.vertices)]
         try:
-            written = export_hands(hands, self._faces, path, position=result.frame.index, fmt="obj")
+            written = export_hands(hands, self._faces, path, position=result.frame.index, fmt=fmt)
         except (OSError, ValueError) as exc:
             self.banner.show_message(f"Export failed: {path}: {exc}", "error")
             return []
         self.settings.last_dir = str(path.parent)
-        self.statusBar().showMessage("Exported " + ", ".join(p.name for p in written if p.suffix == ".obj"), 6000)
+        self.statusBar().showMessage("Exported " + ", ".join(p.name for p in written if p.suffix == f".{fmt}"), 6000)
         return written
 
     def set_cloud_visible(self, checked: bool) -> None:
