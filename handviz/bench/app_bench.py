@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from handviz.limits import HYPOTHESES_DEFAULT
 from handviz.logs import InputError
 from handviz.pipeline import timing
 from handviz.pipeline.inference import InferenceBackend
@@ -71,7 +72,7 @@ def spin_until(predicate: Callable[[], bool], timeout_s: float, poll_ms: int = 2
 
 @contextmanager
 def bench_window(backend_factory: Callable[[], InferenceBackend] | None, workdir: str | Path,
-                 n_hypotheses: int = 32) -> Iterator[Any]:
+                 n_hypotheses: int = HYPOTHESES_DEFAULT) -> Iterator[Any]:
     """The app's MainWindow, shown, not yet playing, with its settings in workdir/handviz-bench.ini
     (recordings go to workdir/sessions). Closed (feed stopped, VTK freed) on exit."""
     from PySide6.QtCore import QSettings
@@ -275,7 +276,7 @@ class AppBenchResult:
 
 
 def bench_app(backend_factory: Callable[[], InferenceBackend] | None, seconds: float = 20.0,
-              warmup_s: float = 3.0, source: str = "demo", n_hypotheses: int = 32,
+              warmup_s: float = 3.0, source: str = "demo", n_hypotheses: int = HYPOTHESES_DEFAULT,
               mediapipe_frames: int = MEDIAPIPE_FRAMES, load_timeout_s: float = 180.0) -> AppBenchResult:
     """Open the main window on `source`, let it run warmup_s after the model is loaded, then count
     what it displays for `seconds`; then time MediaPipe alone on the same source's frames.

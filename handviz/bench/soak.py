@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from handviz.limits import HYPOTHESES_DEFAULT
 from handviz.logs import InputError
 from handviz.pipeline.inference import InferenceBackend
 
@@ -523,7 +524,7 @@ def _drive(run: _Run, n_frames: int, warmup: int, sample_every_s: float, limit_s
 
 def run_soak(n_frames: int, backend_factory: Callable[[], InferenceBackend] | None,
              video: str | Path | None = None, workdir: str | Path | None = None,
-             window: bool | None = None, n_hypotheses: int = 32, warmup_frames: int | None = None,
+             window: bool | None = None, n_hypotheses: int = HYPOTHESES_DEFAULT, warmup_frames: int | None = None,
              sample_every_s: float = 5.0, max_seconds: float | None = None, load_timeout_s: float = 180.0,
              keep_session: bool = False, progress: Callable[[str], None] | None = None) -> SoakReport:
     """Run the app's pipeline over a looping video for n_frames delivered frames, recording.

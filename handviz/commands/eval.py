@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from handviz.limits import HYPOTHESES_DEFAULT
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score the cascade (synthetic, FreiHAND, HO3Dv2)",
@@ -19,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--hands3d", type=Path, metavar="DIR",
                      help="a few real images with 3D truth (InterHand2.6M/RHD samples): a sanity check")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hypotheses", type=int, default=32)
+    p.add_argument("--hypotheses", type=int, default=HYPOTHESES_DEFAULT)
     p.add_argument("--ddim-steps", type=int, default=1)
     p.add_argument("--limit", type=int, default=None, help="score at most this many dataset images")
     p.add_argument("--submission", type=Path, default=None,

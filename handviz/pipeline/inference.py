@@ -13,6 +13,15 @@ from typing import Callable, Protocol
 import numpy as np
 
 from handviz.features import solve_root_translation
+from handviz.limits import (
+    DDIM_STEPS_DEFAULT,
+    DDIM_STEPS_MAX,
+    DDIM_STEPS_MIN,
+    HYPOTHESES_DEFAULT,
+    HYPOTHESES_MAX,
+    HYPOTHESES_MIN,
+    check_in_range,
+)
 from handviz.types import Detection, Frame, HandEstimate
 
 
@@ -20,14 +29,12 @@ from handviz.types import Detection, Frame, HandEstimate
 class InferOptions:
     """Knobs the user can turn while the pipeline runs."""
 
-    n_hypotheses: int = 32
-    ddim_steps: int = 1
+    n_hypotheses: int = HYPOTHESES_DEFAULT
+    ddim_steps: int = DDIM_STEPS_DEFAULT
 
     def __post_init__(self) -> None:
-        if not 1 <= self.n_hypotheses <= 64:
-            raise ValueError(f"n_hypotheses must be within 1..64, got {self.n_hypotheses}")
-        if not 1 <= self.ddim_steps <= 4:
-            raise ValueError(f"ddim_steps must be within 1..4, got {self.ddim_steps}")
+        check_in_range("n_hypotheses", self.n_hypotheses, HYPOTHESES_MIN, HYPOTHESES_MAX)
+        check_in_range("ddim_steps", self.ddim_steps, DDIM_STEPS_MIN, DDIM_STEPS_MAX)
 
 
 #: infer(frame, detections, K (3, 3), options) -> one HandEstimate per detection it could estimate.
@@ -50,7 +57,7 @@ class CascadeLike(Protocol):
     device: str
     faces: np.ndarray
 
-    def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = 32,
+    def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = HYPOTHESES_DEFAULT,
                 ddim_steps: int = 1) -> list[HandEstimate]: ...
 
 
