@@ -140,10 +140,20 @@ def test_list_cameras_answers_quickly():
 def test_demo_source_by_name_and_path():
     for spec in ("demo", str(demo_dir())):
         src = open_source(spec)
-        assert src.name == "demo" and src.loop and src.fps
-        assert len(src.files) == 3 and src.warnings == []
+        assert src.name == "demo" and src.inner.loop and src.fps
+        assert len(src.inner.files) == 3 and src.warnings == []
         img = src.read()
         assert img.ndim == 3 and img.shape[1] <= 1280
+
+
+def test_demo_clip_has_one_frame_size():
+    """Defect 3: the demo's photos differ in size; the clip made of them must not."""
+    from handviz.pipeline.sources import DEMO_SECONDS_PER_PHOTO, DEMO_FPS, DEMO_SIZE
+
+    with open_source("demo") as src:
+        n = 3 * int(DEMO_FPS * DEMO_SECONDS_PER_PHOTO) + 1
+        sizes = {src.read().shape for _ in range(n)}
+    assert sizes == {(DEMO_SIZE[1], DEMO_SIZE[0], 3)}
 
 
 def test_default_intrinsics_from_field_of_view():

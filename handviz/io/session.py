@@ -46,7 +46,8 @@ from handviz.io.session_db import (
     meta_rows,
     select_sql,
 )
-from handviz.io.video import DEFAULT_MIN_FREE_BYTES, FOURCC, VIDEO_NAME, VIDEO_NAMES, VideoFrames, VideoSink
+from handviz.io.video import (DEFAULT_MIN_FREE_BYTES, FOURCC, VIDEO_NAME, VIDEO_NAMES, VideoFrames, VideoSink,
+                              scale_to)
 from handviz.logs import InputError
 from handviz.types import Frame, FrameResult, HandEstimate
 
@@ -255,7 +256,8 @@ class SessionWriter:
         result = item.result
         image = result.frame.image
         video_frame = self._write_video(image)
-        t_capture = min(result.frame.stamps.values()) if result.frame.stamps else item.put_time
+        captured = result.frame.captured_at
+        t_capture = captured if captured is not None else item.put_time
         if self._t0 is None:
             self._t0 = t_capture
         frame = self._next_frame
@@ -294,10 +296,10 @@ class SessionWriter:
                                     max_bytes=self.max_video_bytes, min_free_bytes=self.min_free_bytes)
         if size != self._video.size:
             if not self._size_warned:
-                log.warning("%s: frame size changed from %dx%d to %dx%d; later frames of that size "
-                            "are kept without video", self.path, *self._video.size, *size)
+                log.info("%s: frame size changed from %dx%d to %dx%d; such frames are scaled to the "
+                         "video's size and scaled back on reading", self.path, *self._video.size, *size)
                 self._size_warned = True
-            return None
+            image = scale_to(image, self._video.size)
         return self._video.write(np.ascontiguousarray(image, dtype=np.uint8))
 
     def _finish(self, closed_cleanly: bool, reason: str | None = None) -> None:
@@ -569,8 +571,8 @@ class SessionReader:
         image = None
         if self.video is not None and video_frame is not None:
             image = self.video.read(video_frame)
-            if image is not None and image.shape[:2] != (height, width):
-                image = None
+            if image is not None and image.shape[:2] != (height, width) and width > 0 and height > 0:
+                image = scale_to(image, (width, height))  # recorded at another size than the video's
         return SessionFrame(position=k, source_index=source_index, timestamp=timestamp, width=width,
                             height=height, image=image, hands=hands, intrinsics=K,
                             timings_ms=timings_ms, stamps=stamp_map, error=error)

@@ -11,10 +11,10 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from handviz.types import FrameResult
+from handviz.types import CAPTURED_STAMP, FrameResult
 
 # Stamp names, in the order a frame meets them.
-CAPTURED = "captured"
+CAPTURED = CAPTURED_STAMP
 DETECT_START = "detect_start"
 DETECT_END = "detect_end"
 INFER_START = "infer_start"
