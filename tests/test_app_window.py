@@ -265,3 +265,28 @@ def test_replay_command_rejects_what_is_not_a_session(tmp_path):
         run(argparse.Namespace(session=tmp_path / "missing", weights=None, debug=False))
     with pytest.raises(InputError, match="not a handviz session"):
         run(argparse.Namespace(session=tmp_path, weights=None, debug=False))
+
+
+def test_unreadable_session_says_so_in_the_status_bar_and_a_banner_that_fits(qtbot, make_window, tmp_path):
+    """Defect 5: the status bar said "loading model…" forever and the message was cut at both ends."""
+    from PySide6.QtGui import QFontMetrics
+
+    from handviz.app.video_view import MESSAGE_FLAGS
+
+    bad = tmp_path / "bad-session"
+    bad.mkdir()
+    (bad / "session.sqlite").write_bytes(b"not a database at all " * 64)
+    w = make_window(session=bad)
+    qtbot.waitUntil(lambda: "not a readable handviz session" in w.banner.text, timeout=WAIT_MS)
+    assert w.banner.level == "error"
+    assert "not a readable handviz session" in w.statusBar().currentMessage()
+    assert w.status_labels["backend"].text() == "replay failed"
+    w.resize(640, 600)  # narrower than the message: it must wrap, not be clipped
+    label = w.banner.label
+    qtbot.waitUntil(lambda: label.width() < 640 and label.height() >= label.heightForWidth(label.width()),
+                    timeout=WAIT_MS)
+    assert label.wordWrap()
+    video = w.video
+    needed = QFontMetrics(video.font()).boundingRect(video.message_rect().toRect(), int(MESSAGE_FLAGS.value),
+                                                     w.banner.label.text())
+    assert video.rect().contains(needed)

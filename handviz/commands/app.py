@@ -58,9 +58,12 @@ def cascade_backend_factory(weights: str | None, device: str | None = None) -> C
 
     def load() -> InferenceBackend:
         from handviz.cascade import Cascade
+        from handviz.io.session_meta import weights_fingerprint
+        from handviz.paths import weights_dir
         from handviz.pipeline.inference import cascade_backend
 
-        return cascade_backend(Cascade.from_weights(weights, device=device))
+        cascade = Cascade.from_weights(weights, device=device)
+        return cascade_backend(cascade, fingerprint=weights_fingerprint(weights_dir(weights)))
 
     return load
 

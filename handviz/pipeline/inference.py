@@ -49,6 +49,7 @@ class InferenceBackend:
     name: str  # shown in the status bar, e.g. "cascade" or "MediaPipe 3D only"
     device: str  # "cpu", "cuda" or "-" when no network runs
     faces: np.ndarray | None = None  # (F, 3) int32 triangles of `HandEstimate.vertices`, None: no mesh
+    fingerprint: str | None = None  # which weights (io.session_meta.weights_fingerprint); None: no model
 
 
 class CascadeLike(Protocol):
@@ -61,8 +62,9 @@ class CascadeLike(Protocol):
                 ddim_steps: int = 1) -> list[HandEstimate]: ...
 
 
-def cascade_backend(cascade: CascadeLike) -> InferenceBackend:
-    """Wrap a loaded cascade; the worker calls it once per frame that has hands."""
+def cascade_backend(cascade: CascadeLike, fingerprint: str | None = None) -> InferenceBackend:
+    """Wrap a loaded cascade; the worker calls it once per frame that has hands. fingerprint names
+    its weights in the sessions it records."""
 
     def infer(frame: Frame, detections: list[Detection], K: np.ndarray, options: InferOptions) -> list[HandEstimate]:
         if not detections:
@@ -70,7 +72,7 @@ def cascade_backend(cascade: CascadeLike) -> InferenceBackend:
         return cascade.predict(detections, K, n_hypotheses=options.n_hypotheses, ddim_steps=options.ddim_steps)
 
     return InferenceBackend(infer=infer, name="cascade", device=str(cascade.device),
-                            faces=np.asarray(cascade.faces, dtype=np.int32))
+                            faces=np.asarray(cascade.faces, dtype=np.int32), fingerprint=fingerprint)
 
 
 def mediapipe_estimate(detection: Detection, K: np.ndarray) -> HandEstimate | None:
