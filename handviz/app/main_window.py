@@ -57,7 +57,7 @@ class MainWindow(WindowCommands, QMainWindow):
     session folder to replay instead. backend_factory builds the cascade backend (None: MediaPipe
     3D only); detector_factory the hand detector (tests may pass a fake)."""
 
-    #: Emitted after a result is drawn and rendered, with its frame index (tests wait on it).
+    #: Emitted after a result is drawn into the views, with its frame index (tests wait on it).
     result_shown = Signal(int)
 
     def __init__(self, source: str | None = None, session: str | Path | None = None,
@@ -95,6 +95,7 @@ class MainWindow(WindowCommands, QMainWindow):
 
         self._build_widgets()
         self.bridge.prepare = self.video.prepare
+        self.viewport.on_rendered = self.presenter.rendered
         self.actions_by_id = build_actions(self)
         self.menus = build_menus(self, self.actions_by_id)
         self.toolbar = build_toolbar(self, self.actions_by_id)
@@ -255,7 +256,7 @@ class MainWindow(WindowCommands, QMainWindow):
             self.bridge.done()
 
     def _draw(self, result: FrameResult, prepared: Any) -> int:
-        """The frame clock's one draw: both views, one render; returns the hands drawn."""
+        """The frame clock's one draw: both views, one repaint each; returns the hands drawn."""
         if self._closing:
             return 0
         try:

@@ -1,8 +1,8 @@
 """The 3D view widget: a QtInteractor around the pyvista-only HandScene (handviz.scene).
 
 The scene owns every actor; this widget owns the render window and decides when to render:
-`present()` renders at once (the window's frame clock calls it once per displayed frame), a
-toggle asks Qt for one repaint. QtInteractor(auto_update=False): no idle redraws.
+`present()` (once per displayed frame, from the window's frame clock) and a toggle both ask Qt
+for one repaint, in which VTK renders once; `on_rendered` is called when that render ends. QtInteractor(auto_update=False): no idle redraws.
 """
 
 from __future__ import annotations
@@ -83,8 +83,10 @@ class HandViewport(QWidget):
         return self.scene.show_hands(hands, message)
 
     def present(self) -> None:
-        """Render now (the frame clock's one render per displayed frame)."""
-        self.plotter.render()
+        """Show what the scene holds now: one repaint, which renders once and then calls
+        on_rendered. (A direct plotter.render() would render twice: pyvistaqt's paintGL always
+        renders again before it blits.)"""
+        self.plotter.interactor.update()
 
     def request_render(self) -> None:
         """Schedule one repaint; Qt folds several requests into one paint (one VTK render)."""
