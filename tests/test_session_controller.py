@@ -68,8 +68,8 @@ def make_controller(c: Collector, realtime: bool = False) -> SessionController:
 def test_offline_run_records_every_frame_with_one_metadata_schema(photos, tmp_path):
     c = Collector()
     controller = make_controller(c)
-    controller.open_source(str(photos), loop=False)
-    path = controller.start_recording(tmp_path, path=tmp_path / "session")
+    path = tmp_path / "session"
+    controller.open_source(str(photos), loop=False, record_to=path)  # from the very first frame
     assert controller.recording
     assert c.stopped.wait(60)
     summary = controller.stop_recording()

@@ -94,8 +94,7 @@ def _record(args: argparse.Namespace) -> int:
                                    options=PipelineOptions(infer=InferOptions(n_hypotheses=args.hypotheses)),
                                    realtime=False, recorded_by="record")
     progress.controller = controller
-    controller.open_source(args.input, loop=False)
-    controller.start_recording(args.out.parent, path=args.out)
+    controller.open_source(args.input, loop=False, record_to=args.out)
     interrupted = False
     try:
         while not progress.finished.wait(0.2):

@@ -87,8 +87,9 @@ class SessionController:
         pipeline = self.pipeline
         return pipeline.dropped if pipeline is not None else 0
 
-    def open_source(self, spec: str | int | None, loop: bool = True) -> Pipeline:
-        """Play a camera index, video file, image folder or "demo" (None: camera 0)."""
+    def open_source(self, spec: str | int | None, loop: bool = True, record_to: str | Path | None = None) -> Pipeline:
+        """Play a camera index, video file, image folder or "demo" (None: camera 0). record_to: a
+        new session folder that records from the very first frame (what `handviz record` does)."""
         self.stop()
         spec_text = None if spec is None else str(spec)
         self.feed_spec, self.source_fps = spec_text, None
@@ -97,6 +98,8 @@ class SessionController:
                             backend_factory=self._backend_factory, options=self._options,
                             realtime=self.realtime, **kwargs)
         self._feed = pipeline
+        if record_to is not None:
+            self.start_recording(Path(record_to).parent, path=record_to)
         pipeline.start()
         return pipeline
 
