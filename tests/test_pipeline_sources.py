@@ -13,8 +13,15 @@ import pytest
 from handviz.logs import InputError
 from handviz.pipeline import sources
 from handviz.pipeline.intrinsics import Calibration, IntrinsicsChoice, default_intrinsics, load_intrinsics
-from handviz.pipeline.sources import (CameraSource, ImageFolderSource, SourceError, VideoSource, demo_dir,
-                                      list_cameras, open_source)
+from handviz.pipeline.sources import (
+    CameraSource,
+    ImageFolderSource,
+    SourceError,
+    VideoSource,
+    demo_dir,
+    list_cameras,
+    open_source,
+)
 
 
 def _solid(bgr, w=64, h=48):
@@ -148,7 +155,7 @@ def test_demo_source_by_name_and_path():
 
 def test_demo_clip_has_one_frame_size():
     """Defect 3: the demo's photos differ in size; the clip made of them must not."""
-    from handviz.pipeline.sources import DEMO_SECONDS_PER_PHOTO, DEMO_FPS, DEMO_SIZE
+    from handviz.pipeline.sources import DEMO_FPS, DEMO_SECONDS_PER_PHOTO, DEMO_SIZE
 
     with open_source("demo") as src:
         n = 3 * int(DEMO_FPS * DEMO_SECONDS_PER_PHOTO) + 1

@@ -28,8 +28,15 @@ from handviz.app.feed_events import FeedEvents
 from handviz.app.frame_presenter import FramePresenter
 from handviz.app.plots import PerformancePlots
 from handviz.app.replay_bar import ReplayBar
-from handviz.app.settings import (APPLICATION, ORGANIZATION, AppSettings, load_settings, load_window_state,
-                                  save_settings, save_window_state)
+from handviz.app.settings import (
+    APPLICATION,
+    ORGANIZATION,
+    AppSettings,
+    load_settings,
+    load_window_state,
+    save_settings,
+    save_window_state,
+)
 from handviz.app.status_panel import StatusPanel
 from handviz.app.video_view import VideoView
 from handviz.app.viewport import HandViewport

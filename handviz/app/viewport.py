@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import numpy as np
 import pyvista as pv
-from pyvistaqt import QtInteractor
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QVBoxLayout, QWidget
+from pyvistaqt import QtInteractor
 
 from handviz.scene.hand_scene import HandScene
 from handviz.types import HandEstimate

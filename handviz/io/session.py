@@ -46,8 +46,7 @@ from handviz.io.session_db import (
     meta_rows,
     select_sql,
 )
-from handviz.io.video import (DEFAULT_MIN_FREE_BYTES, FOURCC, VIDEO_NAME, VIDEO_NAMES, VideoFrames, VideoSink,
-                              scale_to)
+from handviz.io.video import DEFAULT_MIN_FREE_BYTES, FOURCC, VIDEO_NAME, VIDEO_NAMES, VideoFrames, VideoSink, scale_to
 from handviz.logs import InputError
 from handviz.types import Frame, FrameResult, HandEstimate
 

@@ -12,17 +12,17 @@ import dataclasses
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from handviz.logs import InputError
 from handviz.pipeline import timing
+from handviz.pipeline.events import EventKind, PipelineEvent
 from handviz.pipeline.inference import InferenceBackend, InferOptions, mediapipe_backend
 from handviz.pipeline.intrinsics import IntrinsicsChoice
-from handviz.pipeline.events import EventKind, PipelineEvent
 from handviz.pipeline.latest_queue import LatestQueue, QueueClosed
 from handviz.pipeline.smoothing import HandSmoother
 from handviz.pipeline.sources import Source, SourceError
