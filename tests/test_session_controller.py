@@ -116,3 +116,13 @@ def test_replay_through_the_controller_and_no_recording_of_it(photos, tmp_path):
     assert replay.ended.wait(60)
     assert len(replay.results) == summary.frames_written > 0
     assert player.stop()
+
+
+def test_event_kinds_are_a_closed_set():
+    assert PipelineEvent("source-ended", "x").kind is EventKind.SOURCE_ENDED  # the historic strings
+    with pytest.raises(ValueError):
+        PipelineEvent("source-endd", "a typo is an error, not an event nobody handles")
+    from handviz.app.feed_events import FeedEvents
+
+    # the window handles every kind but the final "stopped" (a new kind needs a handler)
+    assert set(FeedEvents(None).table) == set(EventKind) - {EventKind.STOPPED}
