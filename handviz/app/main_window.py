@@ -22,7 +22,7 @@ from handviz.app.actions import build_actions, build_menus, build_toolbar, set_c
 from handviz.app.banner import Banner
 from handviz.app.bridge import ResultBridge
 from handviz.app.camera_menu import CameraMenu
-from handviz.app.commands import WindowCommands
+from handviz.app.window_commands import WindowCommands
 from handviz.app.controls import ControlsPanel, ControlValues
 from handviz.app.feed_events import FeedEvents
 from handviz.app.frame_presenter import FramePresenter
