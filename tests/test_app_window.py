@@ -290,3 +290,6 @@ def test_unreadable_session_says_so_in_the_status_bar_and_a_banner_that_fits(qtb
     needed = QFontMetrics(video.font()).boundingRect(video.message_rect().toRect(), int(MESSAGE_FLAGS.value),
                                                      w.banner.label.text())
     assert video.rect().contains(needed)
+    # the next feed starts clean: no stale error in the status bar
+    w.open_source(str(demo_dir()))
+    assert w.statusBar().currentMessage() == "" and w.status_labels["backend"].text() == "loading model…"

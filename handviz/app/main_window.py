@@ -37,7 +37,7 @@ from handviz.app.settings import (
     save_settings,
     save_window_state,
 )
-from handviz.app.status_panel import StatusPanel
+from handviz.app.status_panel import LOADING_TEXT, StatusPanel
 from handviz.app.video_view import VideoView
 from handviz.app.viewport import HandViewport
 from handviz.logs import InputError
@@ -209,6 +209,8 @@ class MainWindow(WindowCommands, QMainWindow):
 
     def _new_feed(self, replay: bool, message: str) -> None:
         self._sinks = self.bridge.new_feed()
+        self.statusBar().clearMessage()  # an error of the last feed is not this one's
+        self.status.set_backend("replay" if replay else LOADING_TEXT)  # until the feed says more
         self._set_replay_mode(replay)
         self._current = None
         self.stats = RollingStats()
