@@ -17,6 +17,8 @@ HYPOTHESES_MAX_LIVE = 64
 DDIM_STEPS_DEFAULT = 1
 DDIM_STEPS_MIN = 1
 DDIM_STEPS_MAX = 50
+#: The app's spin box stops lower: each step costs a full network pass per stage.
+DDIM_STEPS_MAX_LIVE = 4
 
 #: Focal length in pixels, when given by hand (a 60-degree guess is used otherwise).
 FOCAL_MIN_PX = 1.0

@@ -93,6 +93,10 @@ class HandEstimate:
         return out
 
 
+#: The stamp a frame gets the moment it is captured (handviz.pipeline.timing names the others).
+CAPTURED_STAMP = "captured"
+
+
 @dataclass
 class Frame:
     """One captured image plus the times each stage touched it (seconds, time.perf_counter)."""
@@ -101,6 +105,11 @@ class Frame:
     image: np.ndarray  # (H, W, 3) uint8 RGB
     source: str = ""
     stamps: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def captured_at(self) -> float | None:
+        """When the image was captured (the one capture time: sessions, latency and display use it)."""
+        return self.stamps.get(CAPTURED_STAMP)
 
 
 @dataclass

@@ -209,6 +209,13 @@ def test_record_then_replay_step_and_export(qtbot, make_window, tmp_path):
     obj = next(p for p in written if p.suffix == ".obj")
     n_vertices = sum(1 for line in obj.read_text().splitlines() if line.startswith("v "))
     assert n_vertices == len(w._current.hands[0].vertices)
+    # Ctrl+E's dialog: a typed .glb under the OBJ filter writes GLB; no suffix takes the filter's
+    from handviz.app.export_formats import EXPORT_FILTERS
+
+    glb = w.export_frame_to(tmp_path / "typed.glb", EXPORT_FILTERS["obj"])
+    assert [p.suffix for p in glb if p.name.startswith("typed")] == [".glb"] and glb[0].stat().st_size > 0
+    ply = w.export_frame_to(tmp_path / "chosen", EXPORT_FILTERS["ply"])
+    assert any(p.name == "chosen.ply" for p in ply)
 
 
 def test_settings_survive_a_restart(qtbot, make_window):
@@ -258,3 +265,31 @@ def test_replay_command_rejects_what_is_not_a_session(tmp_path):
         run(argparse.Namespace(session=tmp_path / "missing", weights=None, debug=False))
     with pytest.raises(InputError, match="not a handviz session"):
         run(argparse.Namespace(session=tmp_path, weights=None, debug=False))
+
+
+def test_unreadable_session_says_so_in_the_status_bar_and_a_banner_that_fits(qtbot, make_window, tmp_path):
+    """Defect 5: the status bar said "loading model…" forever and the message was cut at both ends."""
+    from PySide6.QtGui import QFontMetrics
+
+    from handviz.app.video_view import MESSAGE_FLAGS
+
+    bad = tmp_path / "bad-session"
+    bad.mkdir()
+    (bad / "session.sqlite").write_bytes(b"not a database at all " * 64)
+    w = make_window(session=bad)
+    qtbot.waitUntil(lambda: "not a readable handviz session" in w.banner.text, timeout=WAIT_MS)
+    assert w.banner.level == "error"
+    assert "not a readable handviz session" in w.statusBar().currentMessage()
+    assert w.status_labels["backend"].text() == "replay failed"
+    w.resize(640, 600)  # narrower than the message: it must wrap, not be clipped
+    label = w.banner.label
+    qtbot.waitUntil(lambda: label.width() < 640 and label.height() >= label.heightForWidth(label.width()),
+                    timeout=WAIT_MS)
+    assert label.wordWrap()
+    video = w.video
+    needed = QFontMetrics(video.font()).boundingRect(video.message_rect().toRect(), int(MESSAGE_FLAGS.value),
+                                                     w.banner.label.text())
+    assert video.rect().contains(needed)
+    # the next feed starts clean: no stale error in the status bar
+    w.open_source(str(demo_dir()))
+    assert w.statusBar().currentMessage() == "" and w.status_labels["backend"].text() == "loading model…"

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
+from handviz.pipeline.events import PipelineEvent
 from handviz.pipeline.recording import Recorder, default_session_path
 from handviz.pipeline.replay import SessionPlayer
-from handviz.pipeline.threads import PipelineEvent
 from handviz.types import Frame, FrameResult, HandEstimate
 
 WAIT_S = 10.0

@@ -13,8 +13,15 @@ import pytest
 from handviz.logs import InputError
 from handviz.pipeline import sources
 from handviz.pipeline.intrinsics import Calibration, IntrinsicsChoice, default_intrinsics, load_intrinsics
-from handviz.pipeline.sources import (CameraSource, ImageFolderSource, SourceError, VideoSource, demo_dir,
-                                      list_cameras, open_source)
+from handviz.pipeline.sources import (
+    CameraSource,
+    ImageFolderSource,
+    SourceError,
+    VideoSource,
+    demo_dir,
+    list_cameras,
+    open_source,
+)
 
 
 def _solid(bgr, w=64, h=48):
@@ -140,10 +147,20 @@ def test_list_cameras_answers_quickly():
 def test_demo_source_by_name_and_path():
     for spec in ("demo", str(demo_dir())):
         src = open_source(spec)
-        assert src.name == "demo" and src.loop and src.fps
-        assert len(src.files) == 3 and src.warnings == []
+        assert src.name == "demo" and src.inner.loop and src.fps
+        assert len(src.inner.files) == 3 and src.warnings == []
         img = src.read()
         assert img.ndim == 3 and img.shape[1] <= 1280
+
+
+def test_demo_clip_has_one_frame_size():
+    """Defect 3: the demo's photos differ in size; the clip made of them must not."""
+    from handviz.pipeline.sources import DEMO_FPS, DEMO_SECONDS_PER_PHOTO, DEMO_SIZE
+
+    with open_source("demo") as src:
+        n = 3 * int(DEMO_FPS * DEMO_SECONDS_PER_PHOTO) + 1
+        sizes = {src.read().shape for _ in range(n)}
+    assert sizes == {(DEMO_SIZE[1], DEMO_SIZE[0], 3)}
 
 
 def test_default_intrinsics_from_field_of_view():

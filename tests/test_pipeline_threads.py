@@ -8,9 +8,10 @@ import time
 import numpy as np
 import pytest
 
+from handviz.pipeline.events import PipelineEvent
 from handviz.pipeline.inference import InferenceBackend, mediapipe_backend
 from handviz.pipeline.sources import ImageFolderSource, Source, SourceError, demo_dir
-from handviz.pipeline.threads import Pipeline, PipelineEvent
+from handviz.pipeline.threads import Pipeline
 from handviz.types import Detection, FrameResult, HandEstimate
 
 WAIT_S = 10.0

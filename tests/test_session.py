@@ -219,18 +219,23 @@ def test_real_full_disk(tiny_disk: Path) -> None:
         assert all(len(r.hands) == 1 for r in reader) and not reader.skipped
 
 
-def test_frames_of_another_size_keep_their_data_without_video(tmp_path: Path) -> None:
+def test_frames_of_another_size_keep_their_video(tmp_path: Path) -> None:
+    """Defect 3: a source that changes size (the demo did) must not replay on black: every frame
+    keeps video, scaled to the session's size on writing and back to its own size on reading."""
     rng = np.random.default_rng(6)
+    small = frame_image(1, 60, 80)  # (h, w) = (60, 80): a quarter of the session's size
     with SessionWriter(tmp_path / "s", MESH.faces, K) as writer:
         writer.put(make_result(0, [make_hand(rng)]), block=True)
-        writer.put(make_result(1, [make_hand(rng)], np.zeros((50, 60, 3), np.uint8)), block=True)
+        writer.put(make_result(1, [make_hand(rng)], small), block=True)
         writer.put(make_result(2, [make_hand(rng)]), block=True)
     with SessionReader(tmp_path / "s") as reader:
         images = [reader.frame(k).image for k in range(3)]
-        assert images[0] is not None and images[1] is None and images[2] is not None
+        assert all(image is not None for image in images)
         assert which_frame(images[2], range(3)) == 2
-        assert (reader.frame(1).width, reader.frame(1).height) == (60, 50)
-        assert reader.frame(1).to_frame_result().frame.image.shape == (50, 60, 3)
+        assert (reader.frame(1).width, reader.frame(1).height) == (80, 60)
+        assert images[1].shape == (60, 80, 3) and images[1].any()
+        assert np.abs(images[1].astype(int) - small).mean() < 12  # JPEG and two resizes away
+        assert reader.frame(1).to_frame_result().frame.image.shape == (60, 80, 3)
 
 
 def write_session(path: Path, n: int, seed: int = 7) -> list[FrameResult]:

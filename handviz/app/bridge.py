@@ -2,45 +2,44 @@
 
 A FrameResult holds numpy arrays and plain values only, so it crosses threads safely; VTK and
 widgets are touched only by the slots on the GUI thread. At most one result is in flight: while
-the GUI is still drawing, a newer result replaces the waiting one (newest wins, drops counted),
-so a slow redraw never builds a backlog of stale frames.
+the GUI is still busy, a newer result replaces the waiting one (newest wins, drops counted).
+`prepare`, when set, runs on the worker thread for each result the GUI will get (the video
+overlay is painted there, off the GUI thread's frame budget); its value travels with the result.
 
-Each feed (a pipeline or a replay) gets its own generation number; signals carry it, so the
-window can ignore whatever an old feed had already sent when the user switched sources.
+Each feed gets its own generation number; signals carry it, so the window can ignore whatever an
+old feed had already sent when the user switched sources.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Qt, Signal
 
-from handviz.pipeline.threads import PipelineEvent
+from handviz.pipeline.events import PipelineEvent
 from handviz.types import FrameResult
 
 
 class ResultBridge(QObject):
-    """Connect `result_ready(gen, result)` and `event(gen, event)` in the GUI thread.
+    """Connect `result_ready(gen, result, prepared)` and `event(gen, event)` in the GUI thread.
 
-    The slot connected to result_ready must call `done()` when it has drawn the result.
-    `tap`, when set, sees every result on the worker thread first (the recorder: it must not
-    lose frames the GUI skips).
+    The slot connected to result_ready must call `done()` once it has taken the result.
     """
 
-    result_ready = Signal(int, object)  # generation, FrameResult
+    result_ready = Signal(int, object, object)  # generation, FrameResult, prepare(result) or None
     event = Signal(int, object)  # generation, PipelineEvent
-    _resend = Signal(int, object)
+    _resend = Signal(int, object, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._lock = threading.Lock()
         self._in_flight = False
-        self._pending: tuple[int, FrameResult] | None = None
+        self._pending: tuple[int, FrameResult, Any] | None = None
         self._closed = False
         self.generation = 0
         self.gui_dropped = 0
-        self.tap: Callable[[FrameResult], None] | None = None
+        self.prepare: Callable[[FrameResult], Any] | None = None
         self._resend.connect(self.result_ready, Qt.ConnectionType.QueuedConnection)
 
     def new_feed(self) -> tuple[Callable[[FrameResult], None], Callable[[PipelineEvent], None]]:
@@ -57,20 +56,19 @@ class ResultBridge(QObject):
         with self._lock:
             if self._closed or gen != self.generation:
                 return
-            tap = self.tap
-        if tap is not None:
-            tap(result)
+            prepare = self.prepare
+        prepared = prepare(result) if prepare is not None else None
         with self._lock:
             if self._in_flight:
                 if self._pending is not None:
                     self.gui_dropped += 1
-                self._pending = (gen, result)
+                self._pending = (gen, result, prepared)
                 return
             self._in_flight = True
-        self.result_ready.emit(gen, result)
+        self.result_ready.emit(gen, result, prepared)
 
     def done(self) -> None:
-        """GUI side: the last result is drawn; send the one that waited, if any."""
+        """GUI side: the last result is taken; send the one that waited, if any."""
         with self._lock:
             pending, self._pending = self._pending, None
             self._in_flight = pending is not None and not self._closed

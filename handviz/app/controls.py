@@ -10,9 +10,25 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPushButton,
-                               QSpinBox, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
 
+from handviz.limits import (
+    DDIM_STEPS_DEFAULT,
+    DDIM_STEPS_MAX_LIVE,
+    DDIM_STEPS_MIN,
+    HYPOTHESES_DEFAULT,
+    HYPOTHESES_MAX_LIVE,
+    HYPOTHESES_MIN,
+)
 from handviz.pipeline.intrinsics import DEFAULT_FOV_DEG
 
 
@@ -35,9 +51,9 @@ class ControlsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         form = QFormLayout(self)
-        self.hypotheses = QSpinBox(minimum=1, maximum=64, value=32)
+        self.hypotheses = QSpinBox(minimum=HYPOTHESES_MIN, maximum=HYPOTHESES_MAX_LIVE, value=HYPOTHESES_DEFAULT)
         self.hypotheses.setToolTip("Joint hypotheses sampled per hand (more: a fuller cloud, more time)")
-        self.ddim_steps = QSpinBox(minimum=1, maximum=4, value=1)
+        self.ddim_steps = QSpinBox(minimum=DDIM_STEPS_MIN, maximum=DDIM_STEPS_MAX_LIVE, value=DDIM_STEPS_DEFAULT)
         self.ddim_steps.setToolTip("DDIM denoising steps per stage (1 is the real-time setting)")
         self.smoothing = QCheckBox("One-Euro filter on the mesh")
         self.smoothing.setChecked(True)

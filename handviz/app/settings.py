@@ -12,6 +12,15 @@ from dataclasses import dataclass, fields
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from handviz.limits import (
+    DDIM_STEPS_DEFAULT,
+    DDIM_STEPS_MAX_LIVE,
+    DDIM_STEPS_MIN,
+    HYPOTHESES_DEFAULT,
+    HYPOTHESES_MAX_LIVE,
+    HYPOTHESES_MIN,
+)
+
 log = logging.getLogger(__name__)
 
 ORGANIZATION = "handviz"
@@ -22,8 +31,8 @@ APPLICATION = "handviz"
 class AppSettings:
     """Everything restored at the next start. focal_px 0 means 'guess from a 60 degree FOV'."""
 
-    n_hypotheses: int = 32
-    ddim_steps: int = 1
+    n_hypotheses: int = HYPOTHESES_DEFAULT
+    ddim_steps: int = DDIM_STEPS_DEFAULT
     smoothing: bool = True
     mirror: bool = False
     focal_px: float = 0.0
@@ -60,8 +69,8 @@ def load_settings(store: QSettings) -> AppSettings:
             log.warning("settings: ignoring unreadable %s=%r", f.name, raw)
             values[f.name] = default
     settings = AppSettings(**values)
-    settings.n_hypotheses = min(64, max(1, settings.n_hypotheses))
-    settings.ddim_steps = min(4, max(1, settings.ddim_steps))
+    settings.n_hypotheses = min(HYPOTHESES_MAX_LIVE, max(HYPOTHESES_MIN, settings.n_hypotheses))
+    settings.ddim_steps = min(DDIM_STEPS_MAX_LIVE, max(DDIM_STEPS_MIN, settings.ddim_steps))
     settings.focal_px = max(0.0, settings.focal_px)
     return settings
 

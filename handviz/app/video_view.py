@@ -14,11 +14,14 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from handviz.geometry import project
-from handviz.types import BONES, HandEstimate, Detection
+from handviz.types import BONES, Detection, FrameResult, HandEstimate
 
 HAND_QCOLOURS = {"Right": QColor(238, 158, 115), "Left": QColor(115, 173, 238)}
 OVERLAY_RGB = {"Right": (238, 158, 115), "Left": (115, 173, 238)}
 OVERLAY_ALPHA = 0.45
+#: A message with no image (an error, "opening ...") wraps inside the widget, never clipped.
+MESSAGE_FLAGS = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
+MESSAGE_MARGIN = 16
 
 
 def _silhouette_mask(uv: np.ndarray, faces: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -92,10 +95,26 @@ class VideoView(QWidget):
         self._message = text
         self.update()
 
+    def prepare(self, result: FrameResult) -> np.ndarray:
+        """The frame with the mesh overlay painted in, when the overlay is on (else the frame
+        itself). Thread-safe: the result bridge calls it on the worker thread, so the ~4 ms of
+        painting per hand stay off the GUI thread's frame budget."""
+        faces = self.faces
+        image = result.frame.image
+        if self.show_overlay and faces is not None and result.hands:
+            image = paint_mesh_overlay(image, result.hands, faces, np.asarray(result.intrinsics, np.float64))
+        return image
+
+    def show_result(self, result: FrameResult, prepared: np.ndarray | None = None) -> None:
+        """Show a result; prepared: what prepare(result) gave (None: paint it here)."""
+        image = prepared if prepared is not None else self.prepare(result)
+        self.show_frame(image, result.detections, result.hands, np.asarray(result.intrinsics, np.float64),
+                        overlay_done=True)
+
     def show_frame(self, image: np.ndarray, detections: list[Detection], hands: list[HandEstimate],
-                   K: np.ndarray) -> None:
+                   K: np.ndarray, overlay_done: bool = False) -> None:
         """image: (H, W, 3) uint8 RGB as the model saw it; K: (3, 3)."""
-        if self.show_overlay and self.faces is not None and hands:
+        if not overlay_done and self.show_overlay and self.faces is not None and hands:
             image = paint_mesh_overlay(image, hands, self.faces, K)
         if self.mirrored:
             image = image[:, ::-1]
@@ -110,6 +129,10 @@ class VideoView(QWidget):
         self._keypoints = []
         self.update()
 
+    def message_rect(self) -> QRectF:
+        """Where a message without an image goes: the widget less a margin (the text wraps)."""
+        return QRectF(self.rect()).adjusted(MESSAGE_MARGIN, MESSAGE_MARGIN, -MESSAGE_MARGIN, -MESSAGE_MARGIN)
+
     def _target_rect(self) -> QRectF:
         assert self._image is not None
         iw, ih = self._image.width(), self._image.height()
@@ -122,7 +145,7 @@ class VideoView(QWidget):
         painter.fillRect(self.rect(), QColor(20, 22, 26))
         if self._image is None:
             painter.setPen(QColor(200, 200, 200))
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._message)
+            painter.drawText(self.message_rect(), MESSAGE_FLAGS, self._message)
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)

@@ -1,40 +1,22 @@
-"""The 3D view: one adapter that owns every pyvista actor and changes them in place.
+"""The 3D view widget: a QtInteractor around the pyvista-only HandScene (handviz.scene).
 
-Per hand slot (right, left): the aggregate mesh (smooth shaded, per-hand colour), the skeleton
-(bones + joints), and the hypothesis cloud (all N x 21 joint hypotheses as translucent points,
-coloured by their joint's spread on a fixed mm scale). Actors are made once; a new result writes
-`points[:]` and renders once (QtInteractor(auto_update=False): no idle redraws). The camera
-starts where the real camera is (origin, looking down +z, y down), so the view matches the video.
+The scene owns every actor; this widget owns the render window and decides when to render:
+`present()` (once per displayed frame, from the window's frame clock) and a toggle both ask Qt
+for one repaint, in which VTK renders once; `on_rendered` is called when that render ends. QtInteractor(auto_update=False): no idle redraws.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 import pyvista as pv
-from pyvistaqt import QtInteractor
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QVBoxLayout, QWidget
+from pyvistaqt import QtInteractor
 
-from handviz.geometry import vertex_normals
-from handviz.types import BONES, NUM_JOINTS, HandEstimate
-
-#: Hand slots, keyed by true handedness.
-SLOTS: tuple[str, ...] = ("Right", "Left")
-HAND_COLOURS = {"Right": (0.93, 0.62, 0.45), "Left": (0.45, 0.68, 0.93)}
-BONE_COLOURS = {"Right": (0.75, 0.33, 0.15), "Left": (0.15, 0.38, 0.75)}
-#: Colour scale of the cloud: joint spread in mm (fixed, so colours mean the same every frame).
-SPREAD_RANGE_MM = (0.0, 25.0)
-SPREAD_CMAP = "plasma"
-BACKGROUND = "#1e2127"
-#: Where the view looks when there is no hand yet (mm in front of the camera).
-DEFAULT_DEPTH_MM = 450.0
-
-
-def _line_cells(pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
-    return np.array([[2, a, b] for a, b in pairs], dtype=np.int64).ravel()
+from handviz.scene.hand_scene import HandScene
+from handviz.types import HandEstimate
 
 
 class _SwallowKeys(QObject):
@@ -45,244 +27,80 @@ class _SwallowKeys(QObject):
         return event.type() in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
 
 
-@dataclass
-class _HandSlot:
-    """The actors of one hand, and the data objects they draw (updated in place)."""
-
-    mesh: pv.PolyData | None
-    mesh_actor: object | None
-    skeleton: pv.PolyData
-    skeleton_actor: object
-    cloud: pv.PolyData
-    cloud_actor: object
-    present: bool = False  # a hand of this slot is in the current frame
-    has_mesh: bool = False  # ... and it came with vertices that match the faces
-
-
 class HandViewport(QWidget):
-    """Owns the QtInteractor and all actors; call `show_hands` on the GUI thread only."""
+    """Owns the QtInteractor and the scene; call everything on the GUI thread only."""
 
     def __init__(self, parent: QWidget | None = None, faces: np.ndarray | None = None) -> None:
         super().__init__(parent)
         self.plotter = QtInteractor(self, auto_update=False)
-        # MSAA costs 3x the frame time on software GL (llvmpipe: Xvfb, VMs, GPU-less laptops).
-        self.plotter.disable_anti_aliasing()
-        self.plotter.ren_win.SetMultiSamples(0)
         self._key_filter = _SwallowKeys(self)
         self.plotter.interactor.installEventFilter(self._key_filter)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plotter.interactor)
-        self.plotter.set_background(BACKGROUND)
-        self.plotter.add_axes(interactive=False, line_width=2, color="white")
-        self._faces: np.ndarray | None = None
-        self._faces_flipped: np.ndarray | None = None
-        self._mirrored = False
-        self._cloud_visible = True
-        self._skeleton_visible = True
-        self._follow = False
-        self._focus: np.ndarray | None = None
-        self._vertical_fov_deg = 45.0
-        self._slots: dict[str, _HandSlot] = {name: self._make_slot(name) for name in SLOTS}
-        self._scalar_bar = self.plotter.add_scalar_bar(
-            title="joint spread (mm)", mapper=self._slots["Right"].cloud_actor.mapper,
-            n_labels=6, fmt="%.0f", vertical=True, position_x=0.88, position_y=0.1,
-            width=0.06, height=0.45, title_font_size=12, label_font_size=11, color="white")
-        self._status = self.plotter.add_text("waiting for frames", position="upper_left",
-                                             font_size=8, color="white", render=False)
-        self._status.SetMaximumFontSize(15)
-        if faces is not None:
-            self.set_faces(faces)
-        self._apply_visibility()
-        self.reset_view()
+        self.scene = HandScene(self.plotter, faces)
+        #: Called after every finished render (the window counts displayed frames with it).
+        self.on_rendered: Callable[[], None] | None = None
+        self._observer = self.plotter.ren_win.AddObserver("EndEvent", self._rendered)
 
-    # ---- construction ----------------------------------------------------------------------
-    def _make_slot(self, name: str) -> _HandSlot:
-        skeleton = pv.PolyData(np.zeros((NUM_JOINTS, 3), np.float32))
-        skeleton.lines = _line_cells(BONES)
-        skeleton.verts = np.array([[1, j] for j in range(NUM_JOINTS)], dtype=np.int64).ravel()
-        skeleton_actor = self.plotter.add_mesh(
-            skeleton, color=BONE_COLOURS[name], line_width=4, point_size=9, render_lines_as_tubes=True,
-            render_points_as_spheres=True, name=f"skeleton_{name}", reset_camera=False, render=False)
-        cloud = pv.PolyData(np.zeros((NUM_JOINTS, 3), np.float32))
-        cloud.point_data["spread_mm"] = np.zeros(NUM_JOINTS, np.float32)
-        cloud_actor = self.plotter.add_mesh(
-            cloud, scalars="spread_mm", cmap=SPREAD_CMAP, clim=SPREAD_RANGE_MM, point_size=7,
-            render_points_as_spheres=True, opacity=0.35, show_scalar_bar=False, name=f"cloud_{name}",
-            reset_camera=False, render=False)
-        for actor in (skeleton_actor, cloud_actor):
-            actor.SetVisibility(False)
-        return _HandSlot(None, None, skeleton, skeleton_actor, cloud, cloud_actor)
+    def _rendered(self, *_: object) -> None:
+        if self.on_rendered is not None:
+            self.on_rendered()
 
-    def set_faces(self, faces: np.ndarray | None) -> None:
-        """Triangles (F, 3) int of the estimates' vertices; None: no mesh (MediaPipe-only mode)."""
-        if faces is not None:
-            faces = np.asarray(faces, dtype=np.int64)
-            if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
-                faces = None
-        same = (faces is None and self._faces is None) or (
-            faces is not None and self._faces is not None and np.array_equal(faces, self._faces))
-        if same:
-            return
-        self._faces = faces
-        self._faces_flipped = None if faces is None else faces[:, ::-1].copy()
-        for name, slot in self._slots.items():
-            if slot.mesh_actor is not None:
-                self.plotter.remove_actor(slot.mesh_actor, render=False)
-                slot.mesh, slot.mesh_actor = None, None
-            if faces is None:
-                continue
-            n_verts = int(faces.max()) + 1
-            mesh = pv.PolyData(np.zeros((n_verts, 3), np.float32), self._mesh_cells())
-            mesh.point_data.active_normals = np.tile(np.float32([0, 0, -1]), (n_verts, 1))
-            slot.mesh = mesh
-            slot.mesh_actor = self.plotter.add_mesh(
-                mesh, color=HAND_COLOURS[name], smooth_shading=False, specular=0.25, specular_power=20,
-                diffuse=0.85, ambient=0.15, name=f"mesh_{name}", reset_camera=False, render=False)
-            slot.mesh_actor.prop.interpolation = "phong"
-            slot.mesh_actor.SetVisibility(False)
-
-    def _mesh_cells(self) -> np.ndarray:
-        faces = self._faces_flipped if self._mirrored else self._faces
-        assert faces is not None
-        return np.hstack([np.full((len(faces), 1), 3, np.int64), faces]).ravel()
-
-    # ---- state the user toggles --------------------------------------------------------------
+    # ---- what the window changes -------------------------------------------------------------
     @property
     def cloud_visible(self) -> bool:
-        return self._cloud_visible
+        return self.scene.cloud_visible
+
+    def set_faces(self, faces: np.ndarray | None) -> None:
+        self.scene.set_faces(faces)
 
     def set_cloud_visible(self, visible: bool) -> None:
-        self._cloud_visible = bool(visible)
-        self._apply_visibility()
-        self._request_render()
+        self.scene.set_cloud_visible(visible)
+        self.request_render()
 
     def set_skeleton_visible(self, visible: bool) -> None:
-        self._skeleton_visible = bool(visible)
-        self._apply_visibility()
-        self._request_render()
+        self.scene.set_skeleton_visible(visible)
+        self.request_render()
 
     def set_mirrored(self, mirrored: bool) -> None:
-        """Show x -> -x (a selfie view). Winding is flipped too, so normals keep facing out."""
-        if bool(mirrored) == self._mirrored:
-            return
-        self._mirrored = bool(mirrored)
-        for slot in self._slots.values():
-            for data in (slot.mesh, slot.skeleton, slot.cloud):
-                if data is not None and data.n_points:
-                    data.points[:, 0] *= -1.0
-                    data.Modified()
-            if slot.mesh is not None and self._faces is not None:
-                slot.mesh.faces = self._mesh_cells()
-                faces = self._faces_flipped if self._mirrored else self._faces
-                slot.mesh.point_data.active_normals = vertex_normals(np.asarray(slot.mesh.points), faces)
-        if self._focus is not None:
-            self._focus = self._focus * np.array([-1.0, 1.0, 1.0])
-        self.reset_view()
+        self.scene.set_mirrored(mirrored)
+        self.request_render()
 
     def set_follow(self, follow: bool) -> None:
-        self._follow = bool(follow)
-        if self._follow and self._focus is not None:
-            self._move_focus_to(self._focus)
-            self._request_render()
+        self.scene.set_follow(follow)
+        self.request_render()
 
     def reset_view(self) -> None:
-        """Look from the camera: origin, +z forward, y down, the camera's vertical field of view."""
-        cam = self.plotter.camera
-        target = self._focus if self._focus is not None else np.array([0.0, 0.0, DEFAULT_DEPTH_MM])
-        cam.position = (0.0, 0.0, 0.0)
-        cam.focal_point = tuple(float(v) for v in target)
-        cam.up = (0.0, -1.0, 0.0)
-        cam.view_angle = self._vertical_fov_deg
-        self.plotter.reset_camera_clipping_range()
-        self._request_render()
+        self.scene.reset_view()
+        self.request_render()
 
     def set_intrinsics(self, K: np.ndarray, height: int) -> None:
-        """Match the 3D view's field of view to the camera's (K (3, 3), image height px)."""
-        self._vertical_fov_deg = math.degrees(2.0 * math.atan((height / 2.0) / float(K[1, 1])))
+        self.scene.set_intrinsics(K, height)
 
-    # ---- per result -------------------------------------------------------------------------
-    def show_hands(self, hands: list[HandEstimate], message: str = "") -> None:
-        """Update every slot from this frame's estimates (first hand per handedness) and render."""
-        by_slot: dict[str, HandEstimate] = {}
-        for hand in hands:
-            by_slot.setdefault(hand.handedness if hand.handedness in SLOTS else "Right", hand)
-        sign = np.array([-1.0 if self._mirrored else 1.0, 1.0, 1.0], np.float32)
-        for name, slot in self._slots.items():
-            hand = by_slot.get(name)
-            slot.present = hand is not None
-            if hand is not None:
-                self._update_slot(slot, hand, sign)
-        self._apply_visibility()
-        if by_slot:
-            centre = np.mean([h.joints_3d.mean(axis=0) for h in by_slot.values()], axis=0) * sign
-            first = self._focus is None
-            self._focus = centre.astype(np.float64)
-            if self._follow:
-                self._move_focus_to(self._focus)
-            elif first:
-                self.reset_view()
-        text = message or (f"{len(by_slot)} hand(s)" if by_slot else "no hand")
-        self._status.set_text("upper_left", text)
-        self._request_render()
+    def show_hands(self, hands: list[HandEstimate], message: str = "") -> int:
+        """Update the scene (no render: see present()); returns the number of hands drawn."""
+        return self.scene.show_hands(hands, message)
 
-    def _update_slot(self, slot: _HandSlot, hand: HandEstimate, sign: np.ndarray) -> None:
-        joints = np.asarray(hand.joints_3d, np.float32) * sign
-        slot.skeleton.points[:] = joints
-        hyps = np.asarray(hand.joint_hypotheses, np.float32).reshape(-1, 3) * sign
-        spread = np.tile(np.asarray(hand.joint_spread, np.float32), len(hyps) // NUM_JOINTS)
-        if slot.cloud.n_points == len(hyps):
-            slot.cloud.points[:] = hyps
-            slot.cloud.point_data["spread_mm"][:] = spread
-        else:  # the number of hypotheses changed: new point set, same actor
-            fresh = pv.PolyData(hyps)
-            fresh.point_data["spread_mm"] = spread
-            slot.cloud.copy_from(fresh)
-            slot.cloud.point_data.active_scalars_name = "spread_mm"
-        slot.cloud.Modified()
-        verts = np.asarray(hand.vertices, np.float32)
-        if slot.mesh is not None and len(verts) == slot.mesh.n_points:
-            slot.mesh.points[:] = verts * sign
-            faces = self._faces_flipped if self._mirrored else self._faces
-            slot.mesh.point_data.active_normals = vertex_normals(verts * sign, faces)
-            slot.mesh.Modified()
-            slot.has_mesh = True
-        else:
-            slot.has_mesh = False
+    def present(self) -> None:
+        """Show what the scene holds now: one repaint, which renders once and then calls
+        on_rendered. (A direct plotter.render() would render twice: pyvistaqt's paintGL always
+        renders again before it blits.)"""
+        self.plotter.interactor.update()
 
-    def _apply_visibility(self) -> None:
-        for slot in self._slots.values():
-            slot.skeleton_actor.SetVisibility(slot.present and self._skeleton_visible)
-            # one hypothesis (MediaPipe-only mode) is not a cloud: it would hide inside the joints
-            many = slot.cloud.n_points > NUM_JOINTS
-            slot.cloud_actor.SetVisibility(slot.present and self._cloud_visible and many)
-            if slot.mesh_actor is not None:
-                slot.mesh_actor.SetVisibility(slot.present and slot.has_mesh)
-        # The colour key only means something when a shown cloud has more than one hypothesis.
-        spread_shown = any(s.present and s.cloud.n_points > NUM_JOINTS for s in self._slots.values())
-        self._scalar_bar.SetVisibility(self._cloud_visible and spread_shown)
-
-    def _move_focus_to(self, target: np.ndarray) -> None:
-        """Shift the camera so it looks at target, keeping the user's viewing direction."""
-        cam = self.plotter.camera
-        shift = np.asarray(target, np.float64) - np.asarray(cam.focal_point, np.float64)
-        cam.position = tuple(np.asarray(cam.position) + shift)
-        cam.focal_point = tuple(float(v) for v in target)
-        self.plotter.reset_camera_clipping_range()
-
-    def _request_render(self) -> None:
+    def request_render(self) -> None:
         """Schedule one repaint; Qt folds several requests into one paint (one VTK render)."""
         self.plotter.interactor.update()
 
     # ---- for tests and the window -----------------------------------------------------------
     def actors(self, slot: str) -> dict[str, object]:
-        s = self._slots[slot]
-        return {"mesh": s.mesh_actor, "skeleton": s.skeleton_actor, "cloud": s.cloud_actor}
+        return self.scene.actors(slot)
 
     def slot_data(self, slot: str) -> dict[str, pv.PolyData | None]:
-        s = self._slots[slot]
-        return {"mesh": s.mesh, "skeleton": s.skeleton, "cloud": s.cloud}
+        return self.scene.slot_data(slot)
 
     def close_viewport(self) -> None:
         """Free the render window (call once, when the window closes)."""
+        self.on_rendered = None
+        self.plotter.ren_win.RemoveObserver(self._observer)
         self.plotter.close()

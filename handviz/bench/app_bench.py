@@ -1,9 +1,9 @@
 """`handviz bench --app`: the real main window on the bundled demo, measured from outside the app.
 
-What counts is what the user sees. A frame is *displayed* when the viewport's VTK render window
-finishes a render after that frame's result was drawn into it (an EndEvent observer), so results
-that Qt folded into one repaint count once. Capture->display latency is that moment minus the
-frame's CAPTURED stamp (both on the pipeline's clock). MediaPipe alone is then timed on the same
+What counts is what the user sees. A frame is *displayed* when the window's frame clock has drawn
+it and its render has finished (timing.DisplayStats: the one definition, which the status bar's
+fps uses too; the bench reports both). Capture->display latency is that moment minus the frame's
+capture stamp (both on the pipeline's clock). MediaPipe alone is then timed on the same
 clip frames in the same process, after the window has closed, so the ratio compares like with like.
 
 Needs an X display (run under `xvfb-run -a`). The window keeps its settings in a throwaway INI
@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from handviz.limits import HYPOTHESES_DEFAULT
 from handviz.logs import InputError
 from handviz.pipeline import timing
 from handviz.pipeline.inference import InferenceBackend
@@ -71,7 +72,7 @@ def spin_until(predicate: Callable[[], bool], timeout_s: float, poll_ms: int = 2
 
 @contextmanager
 def bench_window(backend_factory: Callable[[], InferenceBackend] | None, workdir: str | Path,
-                 n_hypotheses: int = 32) -> Iterator[Any]:
+                 n_hypotheses: int = HYPOTHESES_DEFAULT) -> Iterator[Any]:
     """The app's MainWindow, shown, not yet playing, with its settings in workdir/handviz-bench.ini
     (recordings go to workdir/sessions). Closed (feed stopped, VTK freed) on exit."""
     from PySide6.QtCore import QSettings
@@ -96,11 +97,12 @@ def bench_window(backend_factory: Callable[[], InferenceBackend] | None, workdir
 
 
 class WindowWatch:
-    """Events, results and viewport renders of one MainWindow, as the bench needs them.
+    """Events, results and displayed frames of one MainWindow, as the bench needs them.
 
-    Results are remembered by frame index when they reach the GUI; `result_shown` says which one
-    was drawn into the viewport; the next VTK render puts it on screen. While `measuring`, each
-    displayed frame is kept as (display time, capture->display s, hands in it).
+    A frame counts as displayed when the window's frame clock has drawn and rendered it (its
+    `presenter.displayed` signal: the same events the status bar's fps counts, see
+    timing.DisplayStats). While `measuring`, each is kept as (display time, capture->display s,
+    hands drawn), and the status bar's fps is sampled every STATS_INTERVAL_MS.
     """
 
     def __init__(self, window: Any) -> None:
@@ -109,43 +111,39 @@ class WindowWatch:
         self.measuring = False
         self.displays: list[tuple[float, float, int]] = []
         self.pipeline_latency_ms: list[float] = []
+        self.status_fps: list[float] = []
         self.results = 0  # results that reached the GUI thread
         self.result_errors = 0
-        self.not_rendered = 0  # drawn into the viewport, then replaced before any render showed it
-        self.renders = 0
-        self._info: dict[int, tuple[float, int]] = {}
-        self._drawn: int | None = None
-        window.bridge.event.connect(lambda _gen, event: self.events.append(event))
+        window.bridge.event.connect(self._on_event)
         window.bridge.result_ready.connect(self._on_result)
-        window.result_shown.connect(self._on_shown)
-        self._observer = window.viewport.plotter.ren_win.AddObserver("EndEvent", self._on_render)
+        window.presenter.displayed.connect(self._on_displayed)
 
     def detach(self) -> None:
-        self.window.viewport.plotter.ren_win.RemoveObserver(self._observer)
+        for signal, slot in ((self.window.bridge.event, self._on_event),
+                             (self.window.bridge.result_ready, self._on_result),
+                             (self.window.presenter.displayed, self._on_displayed)):
+            signal.disconnect(slot)
 
-    def _on_result(self, _gen: int, result: Any) -> None:
+    def _on_event(self, _gen: int, event: Any) -> None:
+        self.events.append(event)
+
+    def _on_result(self, _gen: int, result: Any, _prepared: Any = None) -> None:
         self.results += 1
         self.result_errors += result.error is not None
-        self._info[result.frame.index] = (result.frame.stamps.get(timing.CAPTURED, np.nan), len(result.hands))
         if self.measuring and "latency" in result.timings_ms:
             self.pipeline_latency_ms.append(result.timings_ms["latency"])
 
-    def _on_shown(self, index: int) -> None:
-        if self._drawn is not None and self.measuring:
-            self.not_rendered += 1
-        self._drawn = index
+    def _on_displayed(self, shown: Any) -> None:
+        if self.measuring and shown.latency_s is not None:
+            self.displays.append((shown.displayed_at, shown.latency_s, shown.hands))
 
-    def _on_render(self, *_: object) -> None:
-        at = timing.now()
-        self.renders += 1
-        index, self._drawn = self._drawn, None
-        if index is None:
-            return
-        info = self._info.pop(index, None)
-        for old in [k for k in self._info if k < index]:  # results the GUI skipped
-            del self._info[old]
-        if info is not None and self.measuring:
-            self.displays.append((at, at - info[0], info[1]))
+    def sample_status_fps(self) -> None:
+        """The number the user reads in the status bar right now."""
+        text = self.window.status_labels["fps"].text().split()[0]
+        try:
+            self.status_fps.append(float(text))
+        except ValueError:
+            pass
 
     def error_events(self) -> list[Any]:
         return [e for e in self.events if e.level == "error"]
@@ -243,7 +241,7 @@ class AppBenchResult:
     seconds: float
     frames_displayed: int
     captured: int
-    not_rendered: int
+    status_bar_fps: float  # mean of what the status bar said while measured (same definition as fps)
     pipeline_latency_ms: dict[str, float]
     fps_by_hands: dict[str, float]
     hands_mean: float
@@ -265,7 +263,7 @@ class AppBenchResult:
             "fps": round(self.fps, 2), "mediapipe_only_fps": round(self.mediapipe_only_fps, 2),
             "ratio": round(self.ratio, 3), "latency_ms": self.latency_ms, "dropped": self.dropped,
             "seconds": round(self.seconds, 2), "frames_displayed": self.frames_displayed,
-            "captured": self.captured, "not_rendered": self.not_rendered,
+            "captured": self.captured, "status_bar_fps": round(self.status_bar_fps, 2),
             "pipeline_latency_ms": self.pipeline_latency_ms, "fps_by_hands": self.fps_by_hands,
             "hands_mean": round(self.hands_mean, 3), "hypotheses": self.hypotheses, "backend": self.backend,
             "source": self.source, "source_fps": self.source_fps, "viewport_px": list(self.viewport_px),
@@ -275,7 +273,7 @@ class AppBenchResult:
 
 
 def bench_app(backend_factory: Callable[[], InferenceBackend] | None, seconds: float = 20.0,
-              warmup_s: float = 3.0, source: str = "demo", n_hypotheses: int = 32,
+              warmup_s: float = 3.0, source: str = "demo", n_hypotheses: int = HYPOTHESES_DEFAULT,
               mediapipe_frames: int = MEDIAPIPE_FRAMES, load_timeout_s: float = 180.0) -> AppBenchResult:
     """Open the main window on `source`, let it run warmup_s after the model is loaded, then count
     what it displays for `seconds`; then time MediaPipe alone on the same source's frames.
@@ -293,18 +291,27 @@ def bench_app(backend_factory: Callable[[], InferenceBackend] | None, seconds: f
         window.open_source(source)
         backend = watch.wait_for_backend(load_timeout_s, require_model=backend_factory is not None)
         spin_until(lambda: False, warmup_s)
+        from PySide6.QtCore import QTimer
+
+        from handviz.app.main_window import STATS_INTERVAL_MS
+
         pipeline = window.feed
-        dropped0 = pipeline.dropped + window.bridge.gui_dropped
+        dropped0 = pipeline.dropped + window.bridge.gui_dropped + window.presenter.skipped
         captured0 = pipeline.frames_captured
         load = os.getloadavg()[0]
         cpu0 = process_cpu_s()
         watch.measuring = True
         t0 = timing.now()
+        sampler = QTimer()
+        sampler.setInterval(STATS_INTERVAL_MS)
+        sampler.timeout.connect(watch.sample_status_fps)
+        QTimer.singleShot(int(2 * STATS_INTERVAL_MS), sampler.start)  # once the status bar's window is full
         spin_until(lambda: False, seconds)
+        sampler.stop()
         watch.measuring = False
         elapsed = timing.now() - t0
         cpu = process_cpu_s() - cpu0
-        dropped = pipeline.dropped + window.bridge.gui_dropped - dropped0
+        dropped = pipeline.dropped + window.bridge.gui_dropped + window.presenter.skipped - dropped0
         captured = pipeline.frames_captured - captured0
         source_fps = pipeline.source.fps if pipeline.source is not None else None
         size = window.viewport.plotter.ren_win.GetSize()
@@ -320,7 +327,7 @@ def bench_app(backend_factory: Callable[[], InferenceBackend] | None, seconds: f
         seconds=elapsed,
         frames_displayed=len(displays),
         captured=int(captured),
-        not_rendered=watch.not_rendered,
+        status_bar_fps=float(np.mean(watch.status_fps)) if watch.status_fps else float("nan"),
         pipeline_latency_ms=_stats_ms([ms / 1000.0 for ms in watch.pipeline_latency_ms]),
         fps_by_hands=fps_by_hands(displays),
         hands_mean=float(np.mean([d[2] for d in displays])) if displays else 0.0,

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from handviz.limits import HYPOTHESES_DEFAULT, HYPOTHESES_MAX_LIVE
+
 
 def _stats_ms(samples: list[float]) -> dict[str, float]:
     a = np.asarray(samples) * 1000.0
@@ -42,7 +44,7 @@ def demo_frames(n_frames: int) -> list[np.ndarray]:
     return frames
 
 
-def bench_cascade(cascade, hypotheses=(1, 8, 32, 64), repeats: int = 100) -> dict[str, Any]:
+def bench_cascade(cascade, hypotheses=(1, 8, HYPOTHESES_DEFAULT, HYPOTHESES_MAX_LIVE), repeats: int = 100) -> dict[str, Any]:
     """Median/p90 ms of Cascade.predict for one hand found in the first demo frame."""
     from handviz.pipeline.detector import HandDetector
     from handviz.pipeline.intrinsics import default_intrinsics
@@ -62,7 +64,7 @@ def bench_cascade(cascade, hypotheses=(1, 8, 32, 64), repeats: int = 100) -> dic
     return out
 
 
-def bench_pipeline(cascade, n_frames: int = 150, hypotheses: int = 32) -> dict[str, float]:
+def bench_pipeline(cascade, n_frames: int = 150, hypotheses: int = HYPOTHESES_DEFAULT) -> dict[str, float]:
     """Frames/s of MediaPipe alone, then MediaPipe + cascade, over the same clip frames."""
     from handviz.pipeline.detector import HandDetector
     from handviz.pipeline.intrinsics import default_intrinsics

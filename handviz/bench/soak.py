@@ -1,8 +1,8 @@
 """`handviz bench --soak N`: the full pipeline for N frames with recording on; crashes, memory, stop.
 
 A looping video (the demo photos written as a clip, or --video) plays through the app's own
-classes: the MainWindow (viewport included) under an X display, or, with no display, the
-Pipeline drawn into a pyvista off-screen plotter by the same per-frame work as the viewport.
+classes (soak_runs.py): the MainWindow under an X display, or, with no display, the same
+SessionController drawn into the same HandScene on a pyvista off-screen plotter.
 Recording runs from the first frame after the model has loaded until the N-th delivered frame.
 Resident memory (VmRSS) is sampled every few seconds; the baseline is taken after a warm-up,
 when caches, the model and MediaPipe's graphs have settled, so growth means a leak, not start-up.
@@ -11,8 +11,6 @@ when caches, the model and MediaPipe's graphs have settled, so growth means a le
 from __future__ import annotations
 
 import gc
-import math
-import os
 import shutil
 import sys
 import tempfile
@@ -21,12 +19,17 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from handviz.bench.loop_video import make_loop_video
+from handviz.bench.soak_runs import SceneRun, SoakRun, WindowRun
+from handviz.limits import HYPOTHESES_DEFAULT
 from handviz.logs import InputError
 from handviz.pipeline.inference import InferenceBackend
+
+__all__ = ["MAX_GROWTH_MB", "SoakReport", "make_loop_video", "run_soak"]
 
 #: The issue's bar: resident memory may grow at most this much over the soak (after warm-up).
 MAX_GROWTH_MB = 50.0
@@ -66,44 +69,6 @@ def none_refcount() -> int | None:
     if sys.version_info >= (3, 12):
         return None
     return sys.getrefcount(None)
-
-
-def make_loop_video(path: str | Path, size: tuple[int, int] = (640, 480), fps: float = 30.0,
-                    frames_per_photo: int = 60) -> Path:
-    """Write the bundled demo photos as an MJPG AVI clip of `size` (w, h) at `fps`.
-
-    Each photo is letterboxed and held frames_per_photo frames while it drifts a few pixels in a
-    slow circle, so consecutive frames differ as a camera's do and MediaPipe tracks rather than
-    re-detects a still. Returns the path; raises InputError when OpenCV cannot write it.
-    """
-    import cv2
-
-    from handviz.pipeline.sources import demo_dir, list_images
-
-    path = Path(path)
-    photos, _ = list_images(demo_dir())
-    if not photos:
-        raise InputError(f"{demo_dir()}: the bundled demo photos are missing; reinstall handviz")
-    w, h = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), float(fps), (w, h))
-    if not writer.isOpened():
-        raise InputError(f"{path}: OpenCV cannot write an MJPG video here; pass --video FILE")
-    try:
-        for photo in photos:
-            bgr = cv2.imread(str(photo), cv2.IMREAD_COLOR)
-            if bgr is None:
-                continue
-            scale = min(w / bgr.shape[1], h / bgr.shape[0])
-            fitted = cv2.resize(bgr, (round(bgr.shape[1] * scale), round(bgr.shape[0] * scale)),
-                                interpolation=cv2.INTER_AREA)
-            x0, y0 = (w - fitted.shape[1]) // 2, (h - fitted.shape[0]) // 2
-            for k in range(frames_per_photo):
-                angle = 2 * math.pi * k / frames_per_photo
-                shift = np.float32([[1, 0, x0 + 6 * math.cos(angle)], [0, 1, y0 + 6 * math.sin(angle)]])
-                writer.write(cv2.warpAffine(fitted, shift, (w, h), borderMode=cv2.BORDER_CONSTANT))
-    finally:
-        writer.release()
-    return path
 
 
 @dataclass
@@ -179,271 +144,6 @@ class SoakReport:
         return out
 
 
-class _Run(Protocol):
-    """One way of running the app's pipeline with recording on; the soak loop drives it."""
-
-    viewport: str
-    backend: str
-
-    def start(self) -> None: ...
-    def delivered(self) -> int: ...  # results delivered since recording started
-    def advance(self, seconds: float, until: Callable[[], bool]) -> None: ...
-    def alive(self) -> str | None: ...  # None while running, else why it stopped
-    def counts(self) -> dict[str, int]: ...  # captured, shown, dropped, errors
-    def error_messages(self) -> list[str]: ...
-    def stop(self) -> tuple[bool, Path | None, int, int]: ...  # clean, session, written, not recorded
-    def close(self) -> None: ...
-
-
-class _WindowRun:
-    """The app's MainWindow (under an X display): open the video, wait for the model, press Record."""
-
-    def __init__(self, video: Path, backend_factory: Callable[[], InferenceBackend] | None, workdir: Path,
-                 n_hypotheses: int, load_timeout_s: float) -> None:
-        self.video, self.backend_factory, self.workdir = video, backend_factory, workdir
-        self.n_hypotheses, self.load_timeout_s = n_hypotheses, load_timeout_s
-        self.viewport = f"main window (DISPLAY={os.environ.get('DISPLAY', '')})"
-        self.backend = ""
-        self._window_cm: Any = None
-        self._base = 0
-        self._recording_error: str | None = None
-
-    def start(self) -> None:
-        from handviz.bench.app_bench import WindowWatch, bench_window
-
-        self._window_cm = bench_window(self.backend_factory, self.workdir, self.n_hypotheses)
-        self.window = self._window_cm.__enter__()
-        self.watch = WindowWatch(self.window)
-        self.window.open_source(str(self.video))
-        backend = self.watch.wait_for_backend(self.load_timeout_s, require_model=self.backend_factory is not None)
-        self.backend = f"{backend.name} · {backend.device}"
-        self.pipeline = self.window.feed
-        self._base = self._delivered_total()
-        self.window.actions_by_id["record"].setChecked(True)
-        if not self.window.recorder.recording:
-            raise InputError(f"recording did not start: {self.window.banner.text() or 'no reason shown'}")
-        self._base = self._delivered_total()
-        self._dropped0 = self.pipeline.dropped + self.window.bridge.gui_dropped
-        self._captured0 = self.pipeline.frames_captured
-        self._shown0 = self.window.frames_shown
-        self._result_errors0 = self.watch.result_errors
-
-    def _delivered_total(self) -> int:
-        # every delivered result reaches the GUI, except those replaced while it was busy
-        return self.watch.results + self.window.bridge.gui_dropped
-
-    def delivered(self) -> int:
-        return self._delivered_total() - self._base
-
-    def advance(self, seconds: float, until: Callable[[], bool]) -> None:
-        from handviz.bench.app_bench import spin_until
-
-        spin_until(until, seconds, poll_ms=50)
-
-    def alive(self) -> str | None:
-        for event in self.watch.events:
-            if event.kind in ("source-ended", "source-error", "stopped"):
-                return f"{event.kind}: {event.message}"
-        if not self.window.recorder.recording:
-            return f"recording stopped: {self.window.recorder.error or 'unknown reason'}"
-        if not self.pipeline.running:
-            return "the pipeline's threads ended"
-        return None
-
-    def counts(self) -> dict[str, int]:
-        return {"captured": self.pipeline.frames_captured - self._captured0,
-                "shown": self.window.frames_shown - self._shown0,
-                "dropped": self.pipeline.dropped + self.window.bridge.gui_dropped - self._dropped0,
-                "errors": len(self.watch.error_events()) + self.watch.result_errors - self._result_errors0}
-
-    def error_messages(self) -> list[str]:
-        return [e.message for e in self.watch.error_events()]
-
-    def stop(self) -> tuple[bool, Path | None, int, int]:
-        recorder = self.window.recorder
-        path = recorder.path
-        written_live = recorder.frames_written
-        summary = recorder.stop()  # what the Record button does, with the summary kept
-        self.window.actions_by_id["record"].setChecked(False)
-        self.window.stop_feed()  # joins the pipeline's threads
-        clean = not self.pipeline.running
-        written = summary.frames_written if summary is not None else written_live
-        not_recorded = summary.dropped if summary is not None else 0
-        return clean, path, written, not_recorded
-
-    def close(self) -> None:
-        if self._window_cm is not None:
-            self.watch.detach()
-            self._window_cm.__exit__(None, None, None)
-            self._window_cm = None
-
-
-class OffscreenView:
-    """The viewport's per-frame work without a window: mesh points and vertex normals, skeleton and
-    hypothesis cloud of every hand written in place, one render (pyvista off-screen, EGL/OSMesa)."""
-
-    def __init__(self, size: tuple[int, int] = (640, 480)) -> None:
-        import pyvista as pv
-
-        self._pv = pv
-        self.plotter = pv.Plotter(off_screen=True, window_size=list(size))
-        self._faces: np.ndarray | None = None
-        self._meshes: list[Any] = []
-        self._clouds: list[Any] = []
-        self.renders = 0
-
-    def set_faces(self, faces: np.ndarray | None) -> None:
-        self._faces = None if faces is None or len(faces) == 0 else np.asarray(faces, np.int64)
-
-    def _slot(self, i: int, n_verts: int, n_hyps: int) -> tuple[Any, Any]:
-        pv = self._pv
-        while len(self._clouds) <= i:
-            cloud = pv.PolyData(np.zeros((n_hyps, 3), np.float32))
-            self.plotter.add_mesh(cloud, point_size=5, opacity=0.35, render=False, reset_camera=False)
-            self._clouds.append(cloud)
-            mesh = None
-            if self._faces is not None and n_verts:
-                cells = np.hstack([np.full((len(self._faces), 1), 3, np.int64), self._faces]).ravel()
-                mesh = pv.PolyData(np.zeros((n_verts, 3), np.float32), cells)
-                self.plotter.add_mesh(mesh, color="tan", render=False, reset_camera=False)
-            self._meshes.append(mesh)
-        return self._meshes[i], self._clouds[i]
-
-    def show(self, hands: list[Any]) -> None:
-        from handviz.geometry import vertex_normals
-
-        for i, hand in enumerate(hands[:2]):
-            hyps = np.asarray(hand.joint_hypotheses, np.float32).reshape(-1, 3)
-            verts = np.asarray(hand.vertices, np.float32)
-            mesh, cloud = self._slot(i, len(verts), len(hyps))
-            if cloud.n_points == len(hyps):
-                cloud.points[:] = hyps
-            else:
-                cloud.copy_from(self._pv.PolyData(hyps))
-            if mesh is not None and len(verts) == mesh.n_points:
-                mesh.points[:] = verts
-                mesh.point_data.active_normals = vertex_normals(verts, self._faces)
-        if hands and self.renders == 0:
-            self.plotter.camera.position = (0.0, 0.0, 0.0)
-            self.plotter.camera.focal_point = tuple(float(v) for v in hands[0].joints_3d.mean(axis=0))
-            self.plotter.camera.up = (0.0, -1.0, 0.0)
-        self.plotter.render()
-        self.renders += 1
-
-    def close(self) -> None:
-        self.plotter.close()
-
-
-class _OffscreenRun:
-    """The app's Pipeline and Recorder, drawn into an OffscreenView on this thread (no display)."""
-
-    def __init__(self, video: Path, backend_factory: Callable[[], InferenceBackend] | None, workdir: Path,
-                 n_hypotheses: int, load_timeout_s: float) -> None:
-        self.video, self.backend_factory, self.workdir = video, backend_factory, workdir
-        self.n_hypotheses, self.load_timeout_s = n_hypotheses, load_timeout_s
-        self.viewport = "pyvista off-screen plotter" + ("" if os.environ.get("DISPLAY") else " (no X display)")
-        self.backend = ""
-        self._lock = threading.Lock()
-        self._newest: Any = None
-        self._delivered = 0
-        self._shown = 0
-        self._errors = 0
-        self._events: list[Any] = []
-        self._gui_dropped = 0
-        self.view: OffscreenView | None = None
-
-    def _on_result(self, result: Any) -> None:
-        self.recorder.put(result)  # like the app's bridge tap: every result, before drawing skips any
-        with self._lock:
-            self._delivered += 1
-            self._errors += result.error is not None
-            if self._newest is not None:
-                self._gui_dropped += 1
-            self._newest = result
-
-    def start(self) -> None:
-        from handviz.pipeline.inference import InferOptions
-        from handviz.pipeline.recording import Recorder, default_session_path
-        from handviz.pipeline.sources import open_source
-        from handviz.pipeline.threads import Pipeline, PipelineOptions
-
-        self.recorder = Recorder()
-        self.view = OffscreenView()
-        options = PipelineOptions(infer=InferOptions(n_hypotheses=self.n_hypotheses))
-        spec = str(self.video)
-        self.pipeline = Pipeline(lambda: open_source(spec, loop=True), self._on_result, self._events.append,
-                                 backend_factory=self.backend_factory, options=options)
-        self.pipeline.start()
-        backend = self.pipeline.wait_for_backend(self.load_timeout_s)
-        failed = [e for e in self._events if e.kind in ("backend-failed", "source-error")]
-        if failed and (self.backend_factory is not None or failed[0].kind == "source-error"):
-            self.pipeline.stop()
-            raise InputError(failed[0].message)
-        if backend is None:
-            self.pipeline.stop()
-            raise RuntimeError(f"the model did not load within {self.load_timeout_s:.0f} s")
-        self.backend = f"{backend.name} · {backend.device}"
-        self.view.set_faces(backend.faces)
-        source = self.pipeline.source
-        K = options.intrinsics.K_for(640, 480)
-        self.recorder.start(default_session_path(self.workdir / "sessions"), backend.faces, K,
-                            {"source": spec, "backend": backend.name, "device": backend.device,
-                             "n_hypotheses": self.n_hypotheses, "soak": True},
-                            fps=(source.fps if source is not None and source.fps else 30.0))
-        with self._lock:
-            self._base = self._delivered
-            self._dropped0 = self.pipeline.dropped + self._gui_dropped
-            self._errors0 = self._errors
-        self._captured0 = self.pipeline.frames_captured
-
-    def delivered(self) -> int:
-        with self._lock:
-            return self._delivered - self._base
-
-    def advance(self, seconds: float, until: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not until():
-            with self._lock:
-                result, self._newest = self._newest, None
-            if result is None:
-                time.sleep(0.005)
-                continue
-            assert self.view is not None
-            self.view.show(result.hands)
-            self._shown += 1
-
-    def alive(self) -> str | None:
-        for event in self._events:
-            if event.kind in ("source-ended", "source-error", "stopped"):
-                return f"{event.kind}: {event.message}"
-        if not self.recorder.recording:
-            return f"recording stopped: {self.recorder.error or 'unknown reason'}"
-        if not self.pipeline.running:
-            return "the pipeline's threads ended"
-        return None
-
-    def counts(self) -> dict[str, int]:
-        with self._lock:
-            return {"captured": self.pipeline.frames_captured - self._captured0, "shown": self._shown,
-                    "dropped": self.pipeline.dropped + self._gui_dropped - self._dropped0,
-                    "errors": sum(e.level == "error" for e in self._events) + self._errors - self._errors0}
-
-    def error_messages(self) -> list[str]:
-        return [e.message for e in self._events if e.level == "error"]
-
-    def stop(self) -> tuple[bool, Path | None, int, int]:
-        path = self.recorder.path
-        summary = self.recorder.stop()
-        clean = self.pipeline.stop()
-        written = summary.frames_written if summary is not None else 0
-        return clean, path, written, summary.dropped if summary is not None else 0
-
-    def close(self) -> None:
-        if self.view is not None:
-            self.view.close()
-            self.view = None
-
-
 def _slope_per_1k(samples: list[MemorySample]) -> float:
     if len(samples) < 2 or samples[-1].frames == samples[0].frames:
         return 0.0
@@ -491,7 +191,7 @@ class _Drive:
         return int(self.none_end / -rate) if rate is not None and rate < 0 and self.none_end else None
 
 
-def _drive(run: _Run, n_frames: int, warmup: int, sample_every_s: float, limit_s: float,
+def _drive(run: SoakRun, n_frames: int, warmup: int, sample_every_s: float, limit_s: float,
            say: Callable[[str], None]) -> _Drive:
     """Let frames flow until n_frames were delivered (or the run died, or limit_s passed), taking
     the memory baseline after `warmup` frames and a sample every sample_every_s after that."""
@@ -503,7 +203,8 @@ def _drive(run: _Run, n_frames: int, warmup: int, sample_every_s: float, limit_s
         done, now = run.delivered(), time.monotonic()
         if d.rss_warm is None and done >= warmup:
             gc.collect()
-            d.rss_warm, d.none_warm, d.frames_warm = rss_mb(), none_refcount(), done
+            # rounded like every sample, so growth and the maximum compare like with like
+            d.rss_warm, d.none_warm, d.frames_warm = round(rss_mb(), 2), none_refcount(), done
         if d.rss_warm is not None:
             d.samples.append(MemorySample(round(now - t0, 2), done, round(rss_mb(), 2)))
         if done >= n_frames:
@@ -517,13 +218,13 @@ def _drive(run: _Run, n_frames: int, warmup: int, sample_every_s: float, limit_s
             say(f"soak: {done}/{n_frames} frames, {now - t0:.0f} s, RSS {rss_mb():.0f} MB")
             next_note = now + 60.0
     d.duration_s = time.monotonic() - t0
-    d.rss_end, d.none_end, d.frames_end = rss_mb(), none_refcount(), run.delivered()
+    d.rss_end, d.none_end, d.frames_end = round(rss_mb(), 2), none_refcount(), run.delivered()
     return d
 
 
 def run_soak(n_frames: int, backend_factory: Callable[[], InferenceBackend] | None,
              video: str | Path | None = None, workdir: str | Path | None = None,
-             window: bool | None = None, n_hypotheses: int = 32, warmup_frames: int | None = None,
+             window: bool | None = None, n_hypotheses: int = HYPOTHESES_DEFAULT, warmup_frames: int | None = None,
              sample_every_s: float = 5.0, max_seconds: float | None = None, load_timeout_s: float = 180.0,
              keep_session: bool = False, progress: Callable[[str], None] | None = None) -> SoakReport:
     """Run the app's pipeline over a looping video for n_frames delivered frames, recording.
@@ -554,8 +255,8 @@ def run_soak(n_frames: int, backend_factory: Callable[[], InferenceBackend] | No
         gc.collect()
         rss_start, threads_before = rss_mb(), os_thread_count()
         backend_factory = preloaded(backend_factory)
-        kind = _WindowRun if use_window else _OffscreenRun
-        run: _Run = kind(clip, backend_factory, work, n_hypotheses, load_timeout_s)
+        kind = WindowRun if use_window else SceneRun
+        run: SoakRun = kind(clip, backend_factory, work, n_hypotheses, load_timeout_s)
         try:
             run.start()
             say(f"soak: {run.backend}, {run.viewport}, recording; {n_frames} frames, warm-up {warmup}")
@@ -577,7 +278,7 @@ def run_soak(n_frames: int, backend_factory: Callable[[], InferenceBackend] | No
             error_messages=messages + ([d.why_stopped] if d.why_stopped else []), crashed=d.why_stopped is not None,
             duration_s=d.duration_s, viewport=run.viewport, backend=run.backend, warmup_frames=warmup,
             rss_start_mb=rss_start, rss_warmup_mb=rss_warm, rss_end_mb=d.rss_end,
-            rss_max_mb=max([s.rss_mb for s in d.samples] + [d.rss_end]), rss_after_stop_mb=rss_mb(),
+            rss_max_mb=max([s.rss_mb for s in d.samples] + [d.rss_end, rss_warm]), rss_after_stop_mb=rss_mb(),
             growth_mb=d.rss_end - rss_warm, growth_slope_mb_per_1k=_slope_per_1k(d.samples),
             none_refs_change=d.none_change(), none_refs_per_frame=d.none_rate(),
             frames_to_none_abort=d.frames_to_abort(),

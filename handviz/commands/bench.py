@@ -107,7 +107,7 @@ def _print_app(a: dict) -> None:
         print(f"app: skipped ({a['skipped']})")
         return
     hands = ", ".join(f"{k} hand(s) {v:.1f} fps" for k, v in a["fps_by_hands"].items())
-    print(f"app: {a['fps']:.1f} fps displayed ({hands}), MediaPipe alone {a['mediapipe_only_fps']:.1f} fps "
+    print(f"app: {a['fps']:.1f} fps displayed ({hands}; the status bar said {a['status_bar_fps']:.1f}), MediaPipe alone {a['mediapipe_only_fps']:.1f} fps "
           f"(ratio {a['ratio']:.2f}); capture->display median {a['latency_ms']['median']:.0f} ms, "
           f"p90 {a['latency_ms']['p90']:.0f} ms; dropped {a['dropped']} of {a['captured']} captured "
           f"[{a['backend']}, N={a['hypotheses']}, {a['source']} at {a['source_fps']} fps, load {a['loadavg_1m']}]")

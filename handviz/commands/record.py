@@ -1,17 +1,17 @@
 """`handviz record INPUT --out SESSION`: run the pipeline headless over a video, folder or camera
 and keep everything in a session folder (replay it with `handviz replay`, export meshes with
-`handviz export`). Unlike the live app, nothing is dropped: the pipeline waits for the disk."""
+`handviz export`). It drives the same SessionController as the app, without real-time pacing:
+nothing is dropped, the pipeline waits for the model and the disk."""
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
+import threading
 from pathlib import Path
 
+from handviz.limits import HYPOTHESES_DEFAULT, HYPOTHESES_MAX, HYPOTHESES_MIN
 from handviz.logs import InputError, report_error
-
-DEFAULT_HYPOTHESES = 32
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,22 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "camera recording and keeps what was recorded.")
     p.add_argument("input", metavar="INPUT", help="video file, image folder, single image, camera index or 'demo'")
     p.add_argument("--out", type=Path, required=True, metavar="SESSION", help="new session folder")
-    p.add_argument("--hypotheses", type=int, default=DEFAULT_HYPOTHESES, metavar="N",
-                   help=f"joint hypotheses per hand (default {DEFAULT_HYPOTHESES})")
+    p.add_argument("--hypotheses", type=int, default=HYPOTHESES_DEFAULT, metavar="N",
+                   help=f"joint hypotheses per hand ({HYPOTHESES_MIN}-{HYPOTHESES_MAX}, default {HYPOTHESES_DEFAULT})")
     p.add_argument("--max-frames", type=int, default=None, metavar="M", help="stop after M frames")
     p.set_defaults(func=run)
-
-
-def weights_fingerprint(folder: Path) -> str:
-    """'weights-<12 hex>' from the bytes of the folder's .safetensors files: which model made a
-    session, even for weights that carry no version of their own."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.glob("*.safetensors")):
-        digest.update(path.name.encode())
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return f"weights-{digest.hexdigest()[:12]}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +33,37 @@ def run(args: argparse.Namespace) -> int:
         return _record(args)
     except (InputError, OSError) as exc:  # unreadable input, bad weights, unwritable --out
         return report_error(exc, getattr(args, "debug", False))
+
+
+class _Progress:
+    """Counts what was recorded; ends the run after max_frames or at the source's end."""
+
+    def __init__(self, max_frames: int | None) -> None:
+        self.max_frames = max_frames
+        self.frames = self.with_hands = 0
+        self.finished = threading.Event()
+        self.errors: list[str] = []
+        self.controller = None
+        self.summary = None  # of a recording stopped here, at max_frames
+
+    def on_result(self, result) -> None:  # worker thread; the controller has recorded it already
+        if self.finished.is_set():
+            return
+        self.frames += 1
+        self.with_hands += bool(result.hands)
+        if self.max_frames is not None and self.frames >= self.max_frames:
+            self.summary = self.controller.stop_recording()  # the M-th frame is the last one recorded
+            self.finished.set()
+
+    def on_event(self, event) -> None:
+        from handviz.pipeline.events import EventKind
+
+        if event.kind in (EventKind.SOURCE_ERROR, EventKind.STAGE_ERROR, EventKind.RECORDING_STOPPED) \
+                and event.level == "error":
+            self.errors.append(event.message)
+            self.finished.set()
+        elif event.kind == EventKind.STOPPED:  # after the last result (the source's end comes earlier)
+            self.finished.set()
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -56,57 +75,39 @@ def _record(args: argparse.Namespace) -> int:
     from handviz.pipeline.sources import ImageFolderSource, open_source
 
     with open_source(args.input) as source:  # first, so a bad INPUT fails before the slow imports
-        rgb = source.read()
-        if rgb is None:
+        if source.read() is None:
             raise InputError(f"{args.input}: has no frames to record")
+        still_images = isinstance(getattr(source, "inner", source), ImageFolderSource)
 
-        from handviz.cascade import Cascade
-        from handviz.hand.asset import load_hand_asset
-        from handviz.io.session import SessionWriter
-        from handviz.paths import weights_dir
-        from handviz.pipeline.detector import HandDetector
-        from handviz.pipeline.intrinsics import default_intrinsics
-        from handviz.pipeline.timing import (CAPTURED, DETECT_END, DETECT_START, INFER_END, INFER_START,
-                                             now, stage_timings)
-        from handviz.types import Frame, FrameResult
+    from handviz.commands.app import cascade_backend_factory
+    from handviz.pipeline.controller import SessionController
+    from handviz.pipeline.detector import HandDetector
+    from handviz.pipeline.inference import InferOptions
+    from handviz.pipeline.threads import PipelineOptions
 
-        weights = weights_dir(args.weights)
-        cascade = Cascade.from_weights(weights)
-        faces = load_hand_asset().faces
-        height, width = rgb.shape[:2]
-        K = default_intrinsics(width, height)
-        meta = {"model_version": weights_fingerprint(weights), "source": str(args.input),
-                "hypotheses": args.hypotheses}
-        frames = with_hands = 0
-        interrupted = False
-        with SessionWriter(args.out, faces, K, meta, fps=source.fps or 30.0) as writer, \
-                HandDetector(static=isinstance(source, ImageFolderSource)) as detector:
-            try:
-                while rgb is not None:
-                    stamps = {CAPTURED: now()}
-                    if rgb.shape[:2] != (height, width):
-                        height, width = rgb.shape[:2]
-                        K = default_intrinsics(width, height)
-                    stamps[DETECT_START] = now()
-                    detections = detector.detect(rgb)
-                    stamps[DETECT_END] = stamps[INFER_START] = now()
-                    hands = cascade.predict(detections, K, n_hypotheses=args.hypotheses)
-                    stamps[INFER_END] = now()
-                    frame = Frame(index=frames, image=rgb, source=str(args.input), stamps=stamps)
-                    result = FrameResult(frame=frame, detections=detections, hands=hands, intrinsics=K,
-                                         timings_ms=stage_timings(stamps))
-                    if not writer.put(result, block=True):
-                        break
-                    frames += 1
-                    with_hands += bool(hands)
-                    if args.max_frames is not None and frames >= args.max_frames:
-                        break
-                    rgb = source.read()
-            except KeyboardInterrupt:
-                interrupted = True
-        if writer.error:
-            print(f"handviz record: {writer.error}", file=sys.stderr)
-            return 1
-    print(f"recorded {writer.frames_written} frames ({with_hands} with a hand) to {args.out}"
+    backend = cascade_backend_factory(args.weights)()  # bad weights: an InputError now, not a fallback
+    progress = _Progress(args.max_frames)
+    controller = SessionController(progress.on_result, progress.on_event, backend_factory=lambda: backend,
+                                   detector_factory=lambda: HandDetector(static=still_images),
+                                   options=PipelineOptions(infer=InferOptions(n_hypotheses=args.hypotheses)),
+                                   realtime=False, recorded_by="record")
+    progress.controller = controller
+    controller.open_source(args.input, loop=False, record_to=args.out)
+    interrupted = False
+    try:
+        while not progress.finished.wait(0.2):
+            pass
+        controller.wait()
+    except KeyboardInterrupt:
+        interrupted = True
+    recorder_error = controller.recorder.error
+    summary = controller.stop_recording() or progress.summary
+    controller.stop()
+    written = summary.frames_written if summary is not None else controller.recorder.frames_written
+    error = recorder_error or (summary.error if summary is not None else None) or next(iter(progress.errors), None)
+    if error:
+        print(f"handviz record: {error}", file=sys.stderr)
+        return 1
+    print(f"recorded {written} frames ({progress.with_hands} with a hand) to {args.out}"
           + (" (stopped by Ctrl+C)" if interrupted else ""))
     return 0

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from handviz.app.main_window import is_session_folder
+    from handviz.pipeline.controller import is_session_folder
     from handviz.commands.app import launch
 
     path: Path = args.session

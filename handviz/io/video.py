@@ -50,6 +50,14 @@ def free_bytes(folder: Path) -> int:
     return st.f_bavail * st.f_frsize
 
 
+def scale_to(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """rgb (H, W, 3) resized to size (width, height): how a session keeps video for every frame
+    when the source changes size mid-recording (one video, one size; the frame row keeps the real
+    size, and the reader scales back)."""
+    shrinking = size[0] * size[1] < rgb.shape[0] * rgb.shape[1]
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
 class VideoSink:
     """Append RGB frames of one fixed size to an MJPG AVI; `write` returns the frame's number.
 

@@ -2,6 +2,9 @@
 
 MediaPipe's legacy solution labels handedness as if the image were a mirrored selfie; we
 report the true hand for the image as given (`mirrored=False`: a plain camera or photo).
+Duplicates of one hand are suppressed, and on video (static=False) each hand keeps its
+handedness from frame to frame (hand_tracks.py). `second_pass=True` looks again with the
+hands found so far masked out, for a hand MediaPipe's palm detector missed next to another.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from types import TracebackType
 import numpy as np
 
 from handviz.features import CROP_SIZE, crop_hand
+from handviz.pipeline.hand_tracks import HandednessTracker, keypoint_box, same_hand, suppress_duplicates
 from handviz.types import Detection
 
 log = logging.getLogger(__name__)
 
 _SWAP = {"Left": "Right", "Right": "Left"}
+#: The second pass masks each found hand's keypoint box grown by this fraction on every side.
+MASK_MARGIN = 0.2
 
 
 class HandDetector:
@@ -31,11 +37,14 @@ class HandDetector:
         static: bool = False,
         min_confidence: float = 0.5,
         crop_size: int = CROP_SIZE,
+        second_pass: bool = False,
     ) -> None:
         import mediapipe as mp  # heavy import, kept local so `handviz --help` stays fast
 
         self.mirrored = mirrored
         self.crop_size = crop_size
+        self.max_hands = max_hands
+        self._tracker = None if static else HandednessTracker()
         self._hands = mp.solutions.hands.Hands(
             static_image_mode=static,
             max_num_hands=max_hands,
@@ -43,14 +52,32 @@ class HandDetector:
             min_detection_confidence=min_confidence,
             min_tracking_confidence=min_confidence,
         )
+        self._second = None
+        if second_pass:  # its own graph: a still image, one hand, no tracking state shared
+            self._second = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=1,
+                                                    model_complexity=model_complexity,
+                                                    min_detection_confidence=min_confidence)
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """rgb: (H, W, 3) uint8. Returns one Detection per hand found (possibly none)."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
-        h, w = rgb.shape[:2]
         rgb = np.ascontiguousarray(rgb)
-        result = self._hands.process(rgb)
+        detections = suppress_duplicates(self._run(self._hands, rgb))
+        if self._second is not None and 0 < len(detections) < self.max_hands:
+            masked = masked_hands(rgb, detections)
+            found = [d for d in self._run(self._second, masked) if not any(same_hand(d, k) for k in detections)]
+            for d in found:
+                d.crop = crop_hand(rgb, d.keypoints_2d, self.crop_size)  # from the unmasked image
+            detections += found
+        if self._tracker is not None:
+            detections = self._tracker.update(detections)
+        return detections
+
+    def _run(self, hands: object, rgb: np.ndarray) -> list[Detection]:
+        """One MediaPipe graph over rgb: every hand it reports, labelled with the true hand."""
+        h, w = rgb.shape[:2]
+        result = hands.process(rgb)  # type: ignore[attr-defined]
         if not result.multi_hand_landmarks:
             return []
         detections = []
@@ -79,6 +106,8 @@ class HandDetector:
 
     def close(self) -> None:
         self._hands.close()
+        if self._second is not None:
+            self._second.close()
 
     def __enter__(self) -> HandDetector:
         return self
@@ -86,3 +115,18 @@ class HandDetector:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def masked_hands(rgb: np.ndarray, detections: list[Detection]) -> np.ndarray:
+    """A copy of rgb with each detection's keypoint box (grown by MASK_MARGIN) filled with the
+    image's mean colour, so a detector run on it can only find other hands."""
+    out = rgb.copy()
+    fill = rgb.reshape(-1, 3).mean(axis=0).astype(np.uint8)
+    h, w = rgb.shape[:2]
+    for d in detections:
+        x0, y0, x1, y1 = keypoint_box(d.keypoints_2d)
+        mx, my = (x1 - x0) * MASK_MARGIN, (y1 - y0) * MASK_MARGIN
+        c0, r0 = max(0, int(x0 - mx)), max(0, int(y0 - my))
+        c1, r1 = min(w, int(np.ceil(x1 + mx))), min(h, int(np.ceil(y1 + my)))
+        out[r0:r1, c0:c1] = fill
+    return out

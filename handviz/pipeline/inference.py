@@ -13,6 +13,15 @@ from typing import Callable, Protocol
 import numpy as np
 
 from handviz.features import solve_root_translation
+from handviz.limits import (
+    DDIM_STEPS_DEFAULT,
+    DDIM_STEPS_MAX,
+    DDIM_STEPS_MIN,
+    HYPOTHESES_DEFAULT,
+    HYPOTHESES_MAX,
+    HYPOTHESES_MIN,
+    check_in_range,
+)
 from handviz.types import Detection, Frame, HandEstimate
 
 
@@ -20,14 +29,12 @@ from handviz.types import Detection, Frame, HandEstimate
 class InferOptions:
     """Knobs the user can turn while the pipeline runs."""
 
-    n_hypotheses: int = 32
-    ddim_steps: int = 1
+    n_hypotheses: int = HYPOTHESES_DEFAULT
+    ddim_steps: int = DDIM_STEPS_DEFAULT
 
     def __post_init__(self) -> None:
-        if not 1 <= self.n_hypotheses <= 64:
-            raise ValueError(f"n_hypotheses must be within 1..64, got {self.n_hypotheses}")
-        if not 1 <= self.ddim_steps <= 4:
-            raise ValueError(f"ddim_steps must be within 1..4, got {self.ddim_steps}")
+        check_in_range("n_hypotheses", self.n_hypotheses, HYPOTHESES_MIN, HYPOTHESES_MAX)
+        check_in_range("ddim_steps", self.ddim_steps, DDIM_STEPS_MIN, DDIM_STEPS_MAX)
 
 
 #: infer(frame, detections, K (3, 3), options) -> one HandEstimate per detection it could estimate.
@@ -42,6 +49,7 @@ class InferenceBackend:
     name: str  # shown in the status bar, e.g. "cascade" or "MediaPipe 3D only"
     device: str  # "cpu", "cuda" or "-" when no network runs
     faces: np.ndarray | None = None  # (F, 3) int32 triangles of `HandEstimate.vertices`, None: no mesh
+    fingerprint: str | None = None  # which weights (io.session_meta.weights_fingerprint); None: no model
 
 
 class CascadeLike(Protocol):
@@ -50,12 +58,13 @@ class CascadeLike(Protocol):
     device: str
     faces: np.ndarray
 
-    def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = 32,
+    def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = HYPOTHESES_DEFAULT,
                 ddim_steps: int = 1) -> list[HandEstimate]: ...
 
 
-def cascade_backend(cascade: CascadeLike) -> InferenceBackend:
-    """Wrap a loaded cascade; the worker calls it once per frame that has hands."""
+def cascade_backend(cascade: CascadeLike, fingerprint: str | None = None) -> InferenceBackend:
+    """Wrap a loaded cascade; the worker calls it once per frame that has hands. fingerprint names
+    its weights in the sessions it records."""
 
     def infer(frame: Frame, detections: list[Detection], K: np.ndarray, options: InferOptions) -> list[HandEstimate]:
         if not detections:
@@ -63,7 +72,7 @@ def cascade_backend(cascade: CascadeLike) -> InferenceBackend:
         return cascade.predict(detections, K, n_hypotheses=options.n_hypotheses, ddim_steps=options.ddim_steps)
 
     return InferenceBackend(infer=infer, name="cascade", device=str(cascade.device),
-                            faces=np.asarray(cascade.faces, dtype=np.int32))
+                            faces=np.asarray(cascade.faces, dtype=np.int32), fingerprint=fingerprint)
 
 
 def mediapipe_estimate(detection: Detection, K: np.ndarray) -> HandEstimate | None:

@@ -80,11 +80,12 @@ class Recorder:
         log.info("recording into %s", path)
         return Path(path)
 
-    def put(self, result: FrameResult) -> None:
+    def put(self, result: FrameResult, block: bool = False) -> None:
+        """Queue one result; block=True (offline runs) waits for the disk instead of dropping."""
         with self._lock:
             writer = self._writer
         if writer is not None:
-            writer.put(result)
+            writer.put(result, block=block)
 
     def stop(self) -> RecordingSummary | None:
         """Finish the session (flushes what is queued); None when nothing was recording."""

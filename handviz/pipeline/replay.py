@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from handviz.pipeline.threads import PipelineEvent
+from handviz.pipeline.events import EventKind, PipelineEvent
 from handviz.types import FrameResult
 
 log = logging.getLogger(__name__)
@@ -108,17 +108,17 @@ class SessionPlayer:
         try:
             reader = SessionReader(self.path)
         except (SessionError, OSError) as exc:
-            self._emit(PipelineEvent("source-error", str(exc), "error"))
-            self._emit(PipelineEvent("stopped", "replay stopped"))
+            self._emit(PipelineEvent(EventKind.SOURCE_ERROR, str(exc), "error"))
+            self._emit(PipelineEvent(EventKind.STOPPED, "replay stopped"))
             return
         try:
             with self._cond:
                 self.length = len(reader)
-            self._emit(PipelineEvent("session-opened", f"{self.path.name}: {len(reader)} frames", data={
+            self._emit(PipelineEvent(EventKind.SESSION_OPENED, f"{self.path.name}: {len(reader)} frames", data={
                 "frames": len(reader), "fps": reader.fps, "faces": reader.faces,
                 "intrinsics": reader.intrinsics, "complete": reader.complete, "warnings": list(reader.warnings)}))
             if not len(reader):
-                self._emit(PipelineEvent("source-ended", f"{self.path.name}: the session has no frames"))
+                self._emit(PipelineEvent(EventKind.SOURCE_ENDED, f"{self.path.name}: the session has no frames"))
             anchor: tuple[float, float] | None = None  # (wall time, recorded timestamp)
             while True:
                 with self._cond:
@@ -132,13 +132,13 @@ class SessionPlayer:
                         k, jumped = self.position + 1, False
                     if k >= self.length:
                         self._playing = False
-                        self._emit(PipelineEvent("source-ended", f"{self.path.name}: end of session"))
+                        self._emit(PipelineEvent(EventKind.SOURCE_ENDED, f"{self.path.name}: end of session"))
                         continue
                     playing = self._playing
                 try:
                     record = reader.frame(k)
                 except SessionDamagedError as exc:
-                    self._emit(PipelineEvent("warning", str(exc), "warning"))
+                    self._emit(PipelineEvent(EventKind.WARNING, str(exc), "warning"))
                     self.position = k
                     continue
                 if playing and not jumped and anchor is not None:
@@ -164,4 +164,4 @@ class SessionPlayer:
                     log.exception("replay result callback failed")
         finally:
             reader.close()
-            self._emit(PipelineEvent("stopped", "replay stopped"))
+            self._emit(PipelineEvent(EventKind.STOPPED, "replay stopped"))

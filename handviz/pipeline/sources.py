@@ -33,6 +33,8 @@ CAMERA_MAX_FAILED_READS = 15
 #: The demo clip: frames per second, and how long each photo stays on screen (seconds).
 DEMO_FPS = 30.0
 DEMO_SECONDS_PER_PHOTO = 2.0
+#: The demo clip's one frame size (width, height), a webcam's.
+DEMO_SIZE = (640, 480)
 
 
 class SourceError(InputError):
@@ -278,14 +280,17 @@ class ImageFolderSource(Source):
         self._current = None
 
 
-def demo_source() -> ImageFolderSource:
-    """The bundled photos as a looping clip (each held DEMO_SECONDS_PER_PHOTO at DEMO_FPS)."""
+def demo_source() -> Source:
+    """The bundled photos as a looping clip of one size, DEMO_SIZE (each held DEMO_SECONDS_PER_PHOTO
+    at DEMO_FPS, letterboxed: the photos differ in size, a clip must not)."""
+    from handviz.pipeline.letterbox import FixedSizeSource
+
     folder = demo_dir()
     if not folder.is_dir():
         raise SourceError(f"{folder}: the bundled demo is missing from this installation; reinstall handviz")
-    return ImageFolderSource(folder, loop=True, fps=DEMO_FPS,
-                             hold_frames=int(DEMO_FPS * DEMO_SECONDS_PER_PHOTO), name="demo",
-                             warn_skipped=False)  # its LICENSE and README belong there
+    photos = ImageFolderSource(folder, loop=True, fps=DEMO_FPS, hold_frames=int(DEMO_FPS * DEMO_SECONDS_PER_PHOTO),
+                               name="demo", warn_skipped=False)  # its LICENSE and README belong there
+    return FixedSizeSource(photos, DEMO_SIZE)
 
 
 def _is_demo_path(path: Path) -> bool:

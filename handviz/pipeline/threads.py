@@ -12,14 +12,15 @@ import dataclasses
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 import numpy as np
 
 from handviz.logs import InputError
 from handviz.pipeline import timing
+from handviz.pipeline.events import EventKind, PipelineEvent
 from handviz.pipeline.inference import InferenceBackend, InferOptions, mediapipe_backend
 from handviz.pipeline.intrinsics import IntrinsicsChoice
 from handviz.pipeline.latest_queue import LatestQueue, QueueClosed
@@ -45,20 +46,6 @@ class PipelineOptions:
     infer: InferOptions = field(default_factory=InferOptions)
     smoothing: bool = True
     intrinsics: IntrinsicsChoice = field(default_factory=IntrinsicsChoice)
-
-
-@dataclass
-class PipelineEvent:
-    """Something the user should hear about.
-
-    kind: "source-ended" | "source-error" | "backend-ready" | "backend-failed" | "stage-error" |
-    "warning" | "stopped". level: "info" | "warning" | "error". data: numpy/plain values only.
-    """
-
-    kind: str
-    message: str
-    level: str = "info"
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 def _default_detector() -> Detector:
@@ -235,13 +222,13 @@ class Pipeline:
                 source = self._source_opener()
             except Exception as exc:
                 message = str(exc) if isinstance(exc, SourceError) else self._stage_error("opening the source", exc)
-                self._emit(PipelineEvent("source-error", message, "error", data={"opening": True}))
+                self._emit(PipelineEvent(EventKind.SOURCE_ERROR, message, "error", data={"opening": True}))
                 return None
             self.source = source
             if self._stop.is_set():  # stopped while the camera was waking up
                 self._close_source()
                 return None
-        self._emit(PipelineEvent("source-opened", f"playing {self.source.name}", data={
+        self._emit(PipelineEvent(EventKind.SOURCE_OPENED, f"playing {self.source.name}", data={
             "name": self.source.name, "live": self.source.live, "fps": self.source.fps}))
         return self.source
 
@@ -270,17 +257,17 @@ class Pipeline:
             try:
                 image = source.read()
             except SourceError as exc:
-                self._emit(PipelineEvent("source-error", str(exc), "error"))
+                self._emit(PipelineEvent(EventKind.SOURCE_ERROR, str(exc), "error"))
                 return
             except Exception as exc:
                 message = self._stage_error(f"reading {source.name}", exc)
-                self._emit(PipelineEvent("source-error", message, "error"))
+                self._emit(PipelineEvent(EventKind.SOURCE_ERROR, message, "error"))
                 return
             for text in source.warnings[warned:]:
-                self._emit(PipelineEvent("warning", text, "warning"))
+                self._emit(PipelineEvent(EventKind.WARNING, text, "warning"))
             warned = len(source.warnings)
             if image is None:
-                self._emit(PipelineEvent("source-ended", f"{source.name}: end of source"))
+                self._emit(PipelineEvent(EventKind.SOURCE_ENDED, f"{source.name}: end of source"))
                 return
             if self._paused.is_set():
                 continue
@@ -306,7 +293,7 @@ class Pipeline:
             detector = self._detector_factory()
         except Exception as exc:
             message = self._stage_error("starting the hand detector", exc)
-            self._emit(PipelineEvent("stage-error", message, "error"))
+            self._emit(PipelineEvent(EventKind.STAGE_ERROR, message, "error"))
             self._stop.set()
             self._to_detect.close()
             self._to_infer.close()
@@ -340,7 +327,7 @@ class Pipeline:
                 backend = factory()
             except Exception as exc:
                 message = self._stage_error("loading the cascade", exc)
-                self._emit(PipelineEvent("backend-failed", f"{message}. Showing MediaPipe's own 3D joints "
+                self._emit(PipelineEvent(EventKind.BACKEND_FAILED, f"{message}. Showing MediaPipe's own 3D joints "
                                          "only (no mesh, no hypotheses).", "warning"))
                 backend = mediapipe_backend()
             if not self._stop.is_set():
@@ -352,7 +339,7 @@ class Pipeline:
 
     def _use_backend(self, backend: InferenceBackend) -> None:
         self.backend = backend
-        self._emit(PipelineEvent("backend-ready", f"{backend.name} on {backend.device}",
+        self._emit(PipelineEvent(EventKind.BACKEND_READY, f"{backend.name} on {backend.device}",
                                  data={"name": backend.name, "device": backend.device, "faces": backend.faces}))
 
     def _infer_loop(self) -> None:
@@ -364,7 +351,7 @@ class Pipeline:
                 break
         for item in self._drain(self._to_infer):
             self._deliver(self._infer_one(self.backend or interim, item))
-        self._emit(PipelineEvent("stopped", "pipeline stopped"))
+        self._emit(PipelineEvent(EventKind.STOPPED, "pipeline stopped"))
 
     def _infer_one(self, backend: InferenceBackend, item: _Detected) -> FrameResult:
         frame = item.frame
@@ -393,4 +380,4 @@ class Pipeline:
             self._on_result(result)
         except Exception as exc:
             message = self._stage_error("result callback", exc)
-            self._emit(PipelineEvent("stage-error", message, "error"))
+            self._emit(PipelineEvent(EventKind.STAGE_ERROR, message, "error"))

@@ -11,10 +11,10 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from handviz.types import FrameResult
+from handviz.types import CAPTURED_STAMP, FrameResult
 
 # Stamp names, in the order a frame meets them.
-CAPTURED = "captured"
+CAPTURED = CAPTURED_STAMP
 DETECT_START = "detect_start"
 DETECT_END = "detect_end"
 INFER_START = "infer_start"
@@ -102,3 +102,65 @@ class RollingStats:
             hands=items[-1][3],
             frames=self.total,
         )
+
+
+@dataclass(frozen=True)
+class Displayed:
+    """One result put on screen: the render that first showed it ended at displayed_at."""
+
+    index: int  # Frame.index
+    captured_at: float | None  # Frame.captured_at (None: a replayed frame from another run)
+    displayed_at: float
+    hands: int  # hands drawn in the 3D view
+
+    @property
+    def latency_s(self) -> float | None:
+        """Capture -> display, when the capture happened in this process."""
+        return None if self.captured_at is None else self.displayed_at - self.captured_at
+
+
+class DisplayStats:
+    """The one definition of *displayed fps*, shared by the status bar and `bench --app`: results
+    whose render finished, each counted once, per second of a sliding window (results replaced
+    before they were drawn do not count). Thread-safe; fed by the window's frame clock."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.window_s = window_s
+        self._lock = threading.Lock()
+        self._items: deque[Displayed] = deque()
+        self._since: float | None = None
+        self.total = 0
+
+    def add(self, shown: Displayed) -> None:
+        with self._lock:
+            if self._since is None:
+                self._since = shown.displayed_at
+            self._items.append(shown)
+            self.total += 1
+            self._trim(shown.displayed_at)
+
+    def _trim(self, at: float) -> None:
+        while self._items and at - self._items[0].displayed_at > self.window_s:
+            self._items.popleft()
+
+    def fps(self, at: float | None = None) -> float:
+        """Displays in the last window_s (or since the first display, if that is shorter) per second."""
+        at = now() if at is None else at
+        with self._lock:
+            self._trim(at)
+            if not self._items or self._since is None:
+                return 0.0
+            span = min(self.window_s, at - self._since)
+            if span <= 0:
+                return 0.0
+            # the first display opens the span; it is not counted in it
+            n = len(self._items) - (1 if at - self._since <= self.window_s else 0)
+            return n / span
+
+    def latency_ms(self, at: float | None = None) -> float | None:
+        """Median capture -> display over the window (None: no live frame in it)."""
+        at = now() if at is None else at
+        with self._lock:
+            self._trim(at)
+            lat = sorted(d.latency_s for d in self._items if d.latency_s is not None)
+        return lat[len(lat) // 2] * 1000.0 if lat else None

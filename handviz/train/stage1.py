@@ -21,9 +21,17 @@ from handviz.diffusion.sampling import sample_joints
 from handviz.diffusion.weights import STAGE1, save_weights
 from handviz.eval import metrics as M
 from handviz.features import JOINT_SCALE_MM
+from handviz.limits import HYPOTHESES_DEFAULT
 from handviz.train.common import (
-    KeypointBatch, RunConfig, data_record, image_features, image_keep_mask, init_from_weights, joint_stats,
-    keypoint_batch, set_threads_for_world,
+    KeypointBatch,
+    RunConfig,
+    data_record,
+    image_features,
+    image_keep_mask,
+    init_from_weights,
+    joint_stats,
+    keypoint_batch,
+    set_threads_for_world,
 )
 from handviz.train.data import BatchOrder, HandData, load_train_val
 from handviz.train.distributed import setup_distributed
@@ -46,7 +54,7 @@ class Stage1Config(RunConfig):
     kp_jitter_prob: float = 0.5
     kp_jitter_frac: float = 0.02
     augment: bool = True
-    val_hypotheses: int = 32
+    val_hypotheses: int = HYPOTHESES_DEFAULT
 
 
 def make_stage1_nets(cfg: Stage1Config) -> tuple[CropEncoder, JointDenoiser]:
@@ -102,7 +110,7 @@ def hypothesis_metrics(hyps_mm: np.ndarray, gt_mm: np.ndarray) -> dict[str, floa
 
 @torch.no_grad()
 def evaluate_stage1(
-    enc: CropEncoder, den: JointDenoiser, val: HandData, n_hypotheses: int = 32, steps: int = 1, seed: int = 0,
+    enc: CropEncoder, den: JointDenoiser, val: HandData, n_hypotheses: int = HYPOTHESES_DEFAULT, steps: int = 1, seed: int = 0,
     chunk: int = 256,
 ) -> dict[str, Any]:
     """Sample N hypotheses for every validation hand, with the crop ('img_*', rows that have one)

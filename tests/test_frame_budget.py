@@ -1,0 +1,83 @@
+"""The GUI thread's frame budget (app/frame_presenter.py) and the one definition of displayed fps
+(timing.DisplayStats) that the status bar and `bench --app` share."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from handviz.pipeline.timing import Displayed, DisplayStats
+from handviz.types import Frame, FrameResult
+
+
+def test_display_stats_counts_each_display_once_over_its_window():
+    stats = DisplayStats(window_s=2.0)
+    for k in range(61):  # 30 displays per second for 2 s, then one more second
+        stats.add(Displayed(k, k / 30.0 - 0.05, k / 30.0, 1))
+    assert stats.fps(at=2.0) == pytest.approx(30.0, rel=0.02)
+    for k in range(61, 91):
+        stats.add(Displayed(k, None, k / 30.0, 1))  # replayed frames: no latency, still displayed
+    assert stats.fps(at=3.0) == pytest.approx(30.0, rel=0.02)
+    assert stats.fps(at=10.0) == 0.0  # nothing displayed lately
+    assert stats.total == 91
+
+
+def test_display_latency_is_the_median_capture_to_display():
+    stats = DisplayStats()
+    for k, latency in enumerate([0.040, 0.050, 0.060]):
+        stats.add(Displayed(k, 1.0 + k / 30 - latency, 1.0 + k / 30, 1))
+    assert stats.latency_ms(at=1.1) == pytest.approx(50.0)
+
+
+needs_display = pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs an X display: run under xvfb-run")
+
+
+def _result(k: int) -> FrameResult:
+    frame = Frame(k, np.zeros((4, 4, 3), np.uint8), stamps={"captured": 0.0})
+    return FrameResult(frame, [], [], np.eye(3))
+
+
+@needs_display
+def test_presenter_draws_only_the_newest_and_waits_for_the_render(qtbot):
+    from handviz.app.frame_presenter import FramePresenter
+
+    drawn: list[int] = []
+    presenter = FramePresenter(lambda r, p: drawn.append(r.frame.index) or 0, refresh_hz=50.0)
+    for k in range(5):  # a burst: only the newest reaches the screen
+        presenter.offer(_result(k))
+    qtbot.waitUntil(lambda: drawn == [4], timeout=2000)
+    presenter.offer(_result(5))
+    presenter.offer(_result(6))
+    # the render of frame 4 has not finished: nothing new is drawn until it has
+    with qtbot.waitSignal(presenter.displayed, timeout=2000) as shown:
+        presenter.rendered()
+    assert shown.args[0].index == 4 and presenter.stats.total == 1
+    qtbot.waitUntil(lambda: drawn == [4, 6], timeout=2000)
+    assert presenter.skipped == 4 + 1
+
+
+@needs_display
+def test_window_draws_at_most_once_per_refresh_and_status_bar_shows_displayed_fps(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from handviz.app.main_window import MainWindow
+    from handviz.pipeline.sources import demo_dir
+    from tests.test_app_window import FakeDetector, template_backend
+
+    w = MainWindow(source=str(demo_dir()), backend_factory=template_backend, detector_factory=FakeDetector,
+                   settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    w.show()
+    shown: list[Displayed] = []
+    w.presenter.displayed.connect(shown.append)
+    qtbot.waitUntil(lambda: len(shown) >= 12, timeout=30_000)
+    gaps = np.diff([d.displayed_at for d in shown])
+    assert gaps.min() >= 0.8 * w.presenter.period_s  # never two displays within one refresh
+    assert all(d.hands == 1 and d.latency_s is not None and d.latency_s > 0 for d in shown)
+    qtbot.waitUntil(lambda: w.status_labels["fps"].text() not in ("– fps", "0.0 fps"), timeout=5000)
+    status_fps = float(w.status_labels["fps"].text().split()[0])
+    assert status_fps == pytest.approx(w.presenter.stats.fps(), abs=max(3.0, 0.3 * status_fps))
+    assert w.status_labels["hands"].text() == "hands: 1"
+    w.close()

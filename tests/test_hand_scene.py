@@ -1,0 +1,84 @@
+"""The pyvista-only hand scene (handviz.scene): the same code draws the app's viewport and the soak.
+
+Runs on an off-screen pyvista plotter; under xvfb-run it renders through the X server's GL.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pv = pytest.importorskip("pyvista")
+
+from handviz.hand.asset import load_hand_asset  # noqa: E402
+from handviz.scene.hand_scene import BACKGROUND, HandScene  # noqa: E402
+from handviz.types import HandEstimate  # noqa: E402
+
+
+def hand_at(depth_mm: float, scale: float = 1.0, handedness: str = "Right") -> HandEstimate:
+    asset = load_hand_asset()
+    rest = (asset.vertices - asset.vertices.mean(axis=0)) * scale
+    verts = (rest + [0.0, 0.0, depth_mm]).astype(np.float32)
+    joints = ((asset.rest_joints - asset.vertices.mean(axis=0)) * scale + [0.0, 0.0, depth_mm]).astype(np.float32)
+    hyps = joints[None] + np.random.default_rng(0).normal(0, 3, (8, 21, 3)).astype(np.float32)
+    return HandEstimate(handedness, 0.9, np.zeros((21, 2), np.float32), joints, hyps,
+                        np.full(21, 3.0, np.float32), verts, joints)
+
+
+@pytest.fixture()
+def scene():
+    plotter = pv.Plotter(off_screen=True, window_size=[320, 240])
+    s = HandScene(plotter, load_hand_asset().faces)
+    yield s
+    plotter.close()
+
+
+def _depth_range(plotter: pv.Plotter, points: np.ndarray) -> tuple[float, float]:
+    cam = plotter.camera
+    direction = np.asarray(cam.direction, np.float64)
+    depth = (np.asarray(points, np.float64) - np.asarray(cam.position)) @ direction
+    return float(depth.min()), float(depth.max())
+
+
+def test_clipping_range_follows_the_hand_at_every_depth_with_follow_off(scene):
+    """Defect 1: with Follow hand off, a hand zooming from full size to a third and back was cut
+    by the clipping planes set once. Every update must keep every vertex between near and far."""
+    assert not scene.follow
+    for depth in [450, 600, 900, 1350, 900, 450, 300, 1350]:
+        hand = hand_at(depth)
+        assert scene.show_hands([hand]) == 1
+        near, far = scene.plotter.camera.clipping_range
+        lo, hi = _depth_range(scene.plotter, hand.vertices)
+        assert near <= lo and far >= hi, (depth, near, far, lo, hi)
+
+
+def _hand_pixels(plotter: pv.Plotter) -> int:
+    plotter.render()
+    image = plotter.screenshot(return_img=True)
+    background = np.array(pv.Color(BACKGROUND).int_rgb)
+    return int(np.count_nonzero(np.abs(image[..., :3].astype(int) - background).sum(axis=-1) > 30))
+
+
+def test_rendered_mesh_stays_whole_when_it_moves_away(scene):
+    """The far hand covers about a ninth of the near hand's pixels (a third of its size), not a sliver."""
+    scene.set_cloud_visible(False)
+    scene.set_skeleton_visible(False)
+    scene.show_hands([hand_at(450)])
+    near_px = _hand_pixels(scene.plotter)
+    scene.show_hands([hand_at(1350)])
+    far_px = _hand_pixels(scene.plotter)
+    scene.show_hands([hand_at(450)])
+    back_px = _hand_pixels(scene.plotter)
+    assert near_px > 500
+    assert 0.5 * near_px / 9 < far_px < 2.0 * near_px / 9, (near_px, far_px)
+    assert abs(back_px - near_px) < 0.1 * near_px
+
+
+def test_two_hands_fill_both_slots_and_hidden_when_gone(scene):
+    right, left = hand_at(450), hand_at(500, handedness="Left")
+    assert scene.show_hands([right, left]) == 2
+    assert scene.actors("Left")["mesh"].GetVisibility() and scene.actors("Right")["mesh"].GetVisibility()
+    assert scene.status_text == "2 hand(s)"
+    assert scene.show_hands([]) == 0
+    assert not scene.actors("Left")["mesh"].GetVisibility()
+    assert scene.status_text == "no hand"
