@@ -152,3 +152,18 @@ def test_cli_eval_real_and_checks(real_folder, demo_photo):
     assert checks["num_hands"] >= 1
     assert checks["median_reprojection_frac"] < 0.02
     assert checks["median_cascade_mirror_gap_mm"] is not None and checks["median_cascade_jitter_mm"] is not None
+
+
+def test_radius_90_holds_ninety_percent_of_the_hypotheses():
+    rng = np.random.default_rng(5)
+    joints = rng.normal(0, 30, (21, 3)) + [0, 0, 400]
+    hyps = joints[None] + rng.normal(0, 5, (200, 21, 3))
+    hyps -= hyps[:, :1] - joints[:1]  # every hypothesis shares the estimate's wrist
+    est = HandEstimate(handedness="Right", score=1.0, keypoints_2d=np.zeros((21, 2), np.float32),
+                       joints_3d=joints.astype(np.float32), joint_hypotheses=hyps.astype(np.float32),
+                       joint_spread=np.zeros(21, np.float32), vertices=np.zeros((5, 3), np.float32),
+                       mediapipe_world_3d=np.zeros((21, 3), np.float32))
+    r = est.joint_radius_90
+    inside = np.linalg.norm(hyps - joints[None], axis=-1) <= r[None]
+    assert r[0] == 0.0 and np.allclose(inside[:, 1:].mean(axis=0), 0.9, atol=0.01)
+    assert len(est.to_json()["joint_radius_90"]) == 21

@@ -46,7 +46,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
                tip="Write the meshes of the frame on screen as OBJ, PLY or GLB"),
     ActionSpec("quit", "&Quit", "Ctrl+Q", "close", "&File"),
     ActionSpec("toggle_cloud", "Hypothesis &cloud", "H", "set_cloud_visible", "&View", checkable=True,
-               checked=True, toolbar=True, tip="Show every joint hypothesis, coloured by its joint's spread"),
+               checked=True, toolbar=True, tip="Show every joint hypothesis, coloured by its joint's 90% radius"),
     ActionSpec("toggle_skeleton", "&Skeleton", "K", "set_skeleton_visible", "&View", checkable=True,
                checked=True, tip="Bones of the aggregate joints"),
     ActionSpec("toggle_overlay", "&Mesh on video", "M", "set_overlay_visible", "&View", checkable=True,

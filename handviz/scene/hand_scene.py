@@ -23,8 +23,9 @@ from handviz.types import BONES, NUM_JOINTS, HandEstimate
 SLOTS: tuple[str, ...] = ("Right", "Left")
 HAND_COLOURS = {"Right": (0.93, 0.62, 0.45), "Left": (0.45, 0.68, 0.93)}
 BONE_COLOURS = {"Right": (0.75, 0.33, 0.15), "Left": (0.15, 0.38, 0.75)}
-#: Colour scale of the cloud: joint spread in mm (fixed, so colours mean the same every frame).
-SPREAD_RANGE_MM = (0.0, 25.0)
+#: Colour scale of the cloud: each joint's 90 % radius in mm (HandEstimate.joint_radius_90;
+#: fixed, so colours mean the same every frame).
+SPREAD_RANGE_MM = (0.0, 60.0)
 SPREAD_CMAP = "plasma"
 BACKGROUND = "#1e2127"
 #: Where the view looks when there is no hand yet (mm in front of the camera).
@@ -78,7 +79,7 @@ class HandScene:
         self.status_text = "waiting for frames"
         self._slots: dict[str, _HandSlot] = {name: self._make_slot(name) for name in SLOTS}
         self._scalar_bar = plotter.add_scalar_bar(
-            title="joint spread (mm)", mapper=self._slots["Right"].cloud_actor.mapper,
+            title="90% radius (mm)", mapper=self._slots["Right"].cloud_actor.mapper,
             n_labels=6, fmt="%.0f", vertical=True, position_x=0.88, position_y=0.1,
             width=0.06, height=0.45, title_font_size=12, label_font_size=11, color="white")
         self._status = plotter.add_text(self.status_text, position="upper_left", font_size=8,
@@ -227,7 +228,7 @@ class HandScene:
         joints = np.asarray(hand.joints_3d, np.float32) * sign
         slot.skeleton.points[:] = joints
         hyps = np.asarray(hand.joint_hypotheses, np.float32).reshape(-1, 3) * sign
-        spread = np.tile(np.asarray(hand.joint_spread, np.float32), len(hyps) // NUM_JOINTS)
+        spread = np.tile(hand.joint_radius_90, len(hyps) // NUM_JOINTS)
         if slot.cloud.n_points == len(hyps):
             slot.cloud.points[:] = hyps
             slot.cloud.point_data["spread_mm"][:] = spread
