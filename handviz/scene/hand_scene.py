@@ -25,7 +25,7 @@ HAND_COLOURS = {"Right": (0.93, 0.62, 0.45), "Left": (0.45, 0.68, 0.93)}
 BONE_COLOURS = {"Right": (0.75, 0.33, 0.15), "Left": (0.15, 0.38, 0.75)}
 #: Colour scale of the cloud: each joint's 90 % radius in mm (HandEstimate.joint_radius_90;
 #: fixed, so colours mean the same every frame).
-SPREAD_RANGE_MM = (0.0, 60.0)
+SPREAD_RANGE_MM = (0.0, 80.0)
 SPREAD_CMAP = "plasma"
 BACKGROUND = "#1e2127"
 #: Where the view looks when there is no hand yet (mm in front of the camera).
