@@ -101,3 +101,24 @@ def test_record_unreadable_input_is_one_line(tmp_path: Path, capsys: pytest.Capt
     assert code == 2
     assert len(err.splitlines()) == 1 and str(source) in err
     assert not (tmp_path / "s").exists()
+
+
+def test_record_of_an_endless_source_stops_at_max_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         quiet_logs) -> None:
+    """The demo loops forever: --max-frames must end the run, not only the recording."""
+    import threading
+
+    import handviz.cascade
+
+    monkeypatch.setattr(handviz.cascade, "Cascade", StandInCascade)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "stage1.safetensors").write_bytes(b"stand-in")
+    codes: list[int] = []
+    run = threading.Thread(target=lambda: codes.append(main(
+        ["--weights", str(weights), "record", "demo", "--out", str(tmp_path / "s"), "--max-frames", "5"])))
+    run.start()
+    run.join(120)
+    assert not run.is_alive() and codes == [0]
+    with SessionReader(tmp_path / "s") as reader:
+        assert len(reader) == 5 and reader.complete

@@ -64,8 +64,7 @@ class FramePresenter(QObject):
             self.skipped += 1
         self._pending = (result, prepared)
         if not self._timer.isActive():
-            wait_ms = max(0.0, (self._next_due - timing.now()) * 1000.0)
-            self._timer.start(int(wait_ms + 0.5))
+            self._start_timer()
 
     def clear(self) -> None:
         """Forget what waits and the statistics (a new feed)."""
@@ -79,7 +78,7 @@ class FramePresenter(QObject):
             return
         started = timing.now()
         if self._drawn is not None and started - self._drawn[2] < RENDER_WAIT_S:
-            self._timer.start(max(1, int(self.period_s * 250)))  # the last draw is not on screen yet
+            self._start_timer()  # the last draw is not on screen yet
             return
         pending, self._pending = self._pending, None
         self._next_due = started + self.period_s
@@ -97,3 +96,11 @@ class FramePresenter(QObject):
         shown = Displayed(result.frame.index, captured, timing.now(), hands)
         self.stats.add(shown)
         self.displayed.emit(shown)
+        if self._pending is not None:  # a newer result waited for this render: draw it when due
+            self._start_timer()
+
+    def _start_timer(self) -> None:
+        """Fire when the next refresh is due, or, while the last draw is not on screen, when it is
+        given up on (rendered() restarts the timer as soon as the render ends)."""
+        due = self._next_due if self._drawn is None else self._drawn[2] + RENDER_WAIT_S
+        self._timer.start(int(max(0.0, (due - timing.now()) * 1000.0) + 0.5))

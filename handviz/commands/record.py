@@ -95,9 +95,8 @@ def _record(args: argparse.Namespace) -> int:
     controller.open_source(args.input, loop=False, record_to=args.out)
     interrupted = False
     try:
-        while not progress.finished.wait(0.2):
+        while not progress.finished.wait(0.2):  # the last result, --max-frames, or an error
             pass
-        controller.wait()
     except KeyboardInterrupt:
         interrupted = True
     recorder_error = controller.recorder.error
