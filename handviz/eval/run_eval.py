@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from handviz.eval import metrics as M
+from handviz.limits import HYPOTHESES_DEFAULT
 from handviz.types import Detection
 
 #: Separates test seeds from training shards' (seed, shard index) streams.
@@ -61,7 +62,7 @@ def score_predictions(joints: np.ndarray, hyps: np.ndarray, verts: np.ndarray,
     }
 
 
-def evaluate_synthetic(cascade, n: int, seed: int, n_hypotheses: int = 32, ddim_steps: int = 1,
+def evaluate_synthetic(cascade, n: int, seed: int, n_hypotheses: int = HYPOTHESES_DEFAULT, ddim_steps: int = 1,
                        data: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Score the cascade with and without image features, and MediaPipe's world landmarks."""
     d = data if data is not None else make_synthetic_test_set(n, seed)
