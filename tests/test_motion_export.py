@@ -108,7 +108,7 @@ def test_a_real_recorded_session_is_reproduced_within_2_mm(tmp_path: Path) -> No
     for track in tracks:
         want = np.stack(track.joints)
         bones = np.linalg.norm(want[:, 1:] - want[:, parents[1:]], axis=-1)
-        assert bones.std(0).max() > 0.5  # the premise: a real track's bones are not rigid
+        assert bones.std(0).max() > 0.1  # the premise: a real track's bones are not rigid (0.4-2 mm seen)
         skin = skins[f"hand_{track.handedness.lower()}"]
         np.testing.assert_allclose(skin["times"], np.asarray(track.times) - track.times[0], atol=1e-4)
         for key in ("joints", "skinned_joints"):  # the skeleton, and the rest joints the skin carries
