@@ -18,6 +18,7 @@ pytest.importorskip("pytestqt")
 if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
     pytest.skip("needs an X display: run under xvfb-run", allow_module_level=True)
 
+from fake_detector import FakeDetector
 from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
@@ -27,7 +28,6 @@ from handviz.app.dialogs import ShortcutsDialog  # noqa: E402
 from handviz.app.main_window import MainWindow  # noqa: E402
 from handviz.pipeline.inference import InferenceBackend, mediapipe_estimate  # noqa: E402
 from handviz.pipeline.sources import demo_dir  # noqa: E402
-from handviz.types import Detection  # noqa: E402
 
 pytestmark = pytest.mark.gui
 WAIT_MS = 30_000
@@ -64,19 +64,6 @@ def model_backend() -> InferenceBackend:
 
         return cascade_backend_factory(None, device="cpu")()
     return template_backend()
-
-
-class FakeDetector:
-    """One right hand in the middle of every frame (fast; for tests about the window, not MediaPipe)."""
-
-    def detect(self, rgb):
-        h, w = rgb.shape[:2]
-        kp = np.stack([np.linspace(0.4, 0.6, 21) * w, np.linspace(0.7, 0.3, 21) * h], axis=1).astype(np.float32)
-        world = np.stack([np.linspace(-30, 30, 21), np.linspace(40, -60, 21), np.zeros(21)], axis=1)
-        return [Detection(kp, world.astype(np.float32), "Right", 0.95)]
-
-    def close(self):
-        pass
 
 
 def pipeline_threads() -> list[str]:

@@ -60,11 +60,12 @@ def test_presenter_draws_only_the_newest_and_waits_for_the_render(qtbot):
 
 @needs_display
 def test_window_draws_at_most_once_per_refresh_and_status_bar_shows_displayed_fps(qtbot, tmp_path):
+    from fake_detector import FakeDetector
     from PySide6.QtCore import QSettings
 
     from handviz.app.main_window import MainWindow
     from handviz.pipeline.sources import demo_dir
-    from tests.test_app_window import FakeDetector, template_backend
+    from tests.test_app_window import template_backend
 
     w = MainWindow(source=str(demo_dir()), backend_factory=template_backend, detector_factory=FakeDetector,
                    settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_detector import FakeDetector
 
 from handviz.io.session import SessionReader
 from handviz.io.session_meta import SessionMeta
@@ -17,18 +18,6 @@ from handviz.pipeline.events import EventKind, PipelineEvent
 from handviz.pipeline.inference import InferOptions, mediapipe_backend
 from handviz.pipeline.sources import demo_dir
 from handviz.pipeline.threads import PipelineOptions
-from handviz.types import Detection
-
-
-class FakeDetector:
-    def detect(self, rgb):
-        h, w = rgb.shape[:2]
-        kp = np.stack([np.linspace(0.4, 0.6, 21) * w, np.linspace(0.7, 0.3, 21) * h], axis=1).astype(np.float32)
-        world = np.stack([np.linspace(-30, 30, 21), np.linspace(40, -60, 21), np.zeros(21)], axis=1)
-        return [Detection(kp, world.astype(np.float32), "Right", 0.95)]
-
-    def close(self):
-        pass
 
 
 class Collector:
