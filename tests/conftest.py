@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,23 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 def _log_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep handviz's log files out of the real home folder."""
     monkeypatch.setenv("HANDVIZ_LOG_DIR", str(tmp_path_factory.getbasetemp() / "logs"))
+
+
+@pytest.fixture(autouse=True)
+def _free_widgets_on_the_main_thread():
+    """After a test that made widgets, destroy them here, on the main thread. Left as garbage,
+    a later test's worker thread would collect them, and a Qt object destroyed off the GUI thread
+    deadlocks (the CI hang: ~QObject on the infer thread waiting for the GIL, the main thread
+    holding it and waiting for Qt's mutex)."""
+    yield
+    widgets = sys.modules.get("PySide6.QtWidgets")
+    if widgets is None or widgets.QApplication.instance() is None or not widgets.QApplication.allWidgets():
+        return
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 @pytest.fixture(scope="session")

@@ -129,7 +129,8 @@ def test_cloud_toggle_by_action_and_shortcut_changes_actor_visibility(qtbot, mak
     w = make_window(source=str(demo_dir()), backend_factory=template_backend, detector_factory=FakeDetector)
     wait_for_hand(qtbot, w)
     cloud = w.viewport.actors("Right")["cloud"]
-    assert cloud.GetVisibility()
+    # the result arrives before the frame clock draws it: wait for the draw, not just the result
+    qtbot.waitUntil(lambda: bool(cloud.GetVisibility()), timeout=WAIT_MS)
     w.actions_by_id["toggle_cloud"].trigger()
     assert not cloud.GetVisibility() and not w.viewport.cloud_visible
     w.activateWindow()  # shortcuts go to the active window

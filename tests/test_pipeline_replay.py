@@ -119,3 +119,18 @@ def test_recorder_refuses_an_existing_session(tmp_path):
 
     with pytest.raises(SessionError, match="already holds a session"):
         Recorder().start(tmp_path / "s", FACES, np.eye(3), {})
+
+
+def test_recorder_counts_only_what_its_session_was_offered(tmp_path):
+    """The soak's "frames delivered while recording": a result put before the session opened
+    (the one still on its way to the GUI when Record was pressed) is not counted, so it can never
+    be expected in the session."""
+    rec = Recorder()
+    rec.put(result(0))  # nothing recording yet: not offered to any session
+    assert rec.frames_received == 0
+    rec.start(tmp_path / "s", FACES, np.diag([500.0, 500.0, 1.0]), {})
+    for k in range(1, 4):
+        rec.put(result(k), block=True)
+    summary = rec.stop()
+    rec.put(result(9))  # after the stop: not counted either
+    assert rec.frames_received == 3 == summary.frames_written + summary.dropped

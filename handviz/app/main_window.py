@@ -18,6 +18,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
+from handviz.app import gui_gc
 from handviz.app.actions import build_actions, build_menus, build_toolbar, set_checked_quietly
 from handviz.app.banner import Banner
 from handviz.app.bridge import ResultBridge
@@ -72,6 +73,7 @@ class MainWindow(WindowCommands, QMainWindow):
                  detector_factory: Callable[[], Detector] | None = None,
                  settings: QSettings | None = None, autostart: bool = True) -> None:
         super().__init__()
+        gui_gc.collect_on_gui_thread()  # no Qt object may be freed on a worker thread
         self.setWindowTitle("handviz")
         icon = assets_dir() / "icons" / "handviz.svg"
         if icon.is_file():
@@ -381,4 +383,5 @@ class MainWindow(WindowCommands, QMainWindow):
         save_window_state(self._store, self.saveGeometry(), self.saveState())
         self._store.sync()
         self.viewport.close_viewport()
+        gui_gc.release()
         event.accept()

@@ -60,7 +60,6 @@ class WindowRun:
         self.viewport = f"main window (DISPLAY={os.environ.get('DISPLAY', '')})"
         self.backend = ""
         self._window_cm: Any = None
-        self._base = 0
 
     def start(self) -> None:
         from handviz.bench.app_bench import WindowWatch, bench_window
@@ -75,21 +74,18 @@ class WindowRun:
         self.window.actions_by_id["record"].setChecked(True)
         if not self.controller.recording:
             raise InputError(f"recording did not start: {self.window.banner.text or 'no reason shown'}")
-        self._base = self._delivered_total()
         self._dropped0 = self._dropped_total()
         self._captured0 = self.controller.pipeline.frames_captured
         self._shown0 = self.window.frames_shown
         self._result_errors0 = self.watch.result_errors
 
-    def _delivered_total(self) -> int:
-        # every delivered result reaches the GUI, except those replaced while it was busy
-        return self.watch.results + self.window.bridge.gui_dropped
-
     def _dropped_total(self) -> int:
         return self.controller.dropped + self.window.bridge.gui_dropped + self.window.presenter.skipped
 
     def delivered(self) -> int:
-        return self._delivered_total() - self._base
+        # counted where the results are recorded: one produced just before the session opened
+        # (still queued to the GUI when Record was pressed) is not in it, so none is missed
+        return self.controller.recorder.frames_received
 
     def advance(self, seconds: float, until: Callable[[], bool]) -> None:
         from handviz.bench.app_bench import spin_until
@@ -136,13 +132,12 @@ class SceneRun:
         self.backend = ""
         self._lock = threading.Lock()
         self._newest: Any = None
-        self._delivered = self._shown = self._errors = self._gui_dropped = 0
+        self._shown = self._errors = self._gui_dropped = 0
         self._events: list[Any] = []
         self.plotter: Any = None
 
     def _on_result(self, result: Any) -> None:  # worker thread: the controller has recorded it already
         with self._lock:
-            self._delivered += 1
             self._errors += result.error is not None
             if self._newest is not None:
                 self._gui_dropped += 1
@@ -174,14 +169,12 @@ class SceneRun:
         self.scene.set_faces(backend.faces)
         self.controller.start_recording(self.workdir / "sessions")
         with self._lock:
-            self._base = self._delivered
             self._dropped0 = self.controller.dropped + self._gui_dropped
             self._errors0 = self._errors
         self._captured0 = pipeline.frames_captured
 
     def delivered(self) -> int:
-        with self._lock:
-            return self._delivered - self._base
+        return self.controller.recorder.frames_received
 
     def advance(self, seconds: float, until: Callable[[], bool]) -> None:
         """Draw the newest result and render, as the window's frame clock does, until `until`."""

@@ -89,6 +89,7 @@ class SessionWriter:
         self.error: str | None = None
         self._frames_written = 0  # committed
         self._dropped = 0
+        self._queued = 0
         self._next_frame = 0
         self._t0: float | None = None
         self._video: VideoSink | None = None
@@ -113,6 +114,13 @@ class SessionWriter:
         return self._dropped
 
     @property
+    def received(self) -> int:
+        """Results offered while recording: queued for writing or dropped. Counted under the
+        writer's own lock, so it is the race-free "frames delivered while recording"."""
+        with self._lock:
+            return self._queued + self._dropped
+
+    @property
     def recording(self) -> bool:
         return not self._closing and self.error is None
 
@@ -131,6 +139,7 @@ class SessionWriter:
                     return False
                 try:
                     self._queue.put_nowait(item)
+                    self._queued += 1
                     return True
                 except queue.Full:
                     if not block or (deadline is not None and time.monotonic() >= deadline):

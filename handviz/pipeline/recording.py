@@ -45,6 +45,7 @@ class Recorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._writer: Any = None
+        self._last: Any = None  # the current or last session's writer, for its counts
         self._path: Path | None = None
 
     @property
@@ -55,6 +56,13 @@ class Recorder:
     @property
     def path(self) -> Path | None:
         return self._path
+
+    @property
+    def frames_received(self) -> int:
+        """Results the current (or last) session was offered: written, queued or dropped. A
+        result produced just before the session opened is never in it."""
+        with self._lock:
+            return self._last.received if self._last is not None else 0
 
     @property
     def frames_written(self) -> int:
@@ -75,6 +83,7 @@ class Recorder:
         writer = SessionWriter(path, faces, intrinsics, meta, fps=fps, on_error=on_error)
         with self._lock:
             old, self._writer, self._path = self._writer, writer, Path(path)
+            self._last = writer
         if old is not None:
             old.close()
         log.info("recording into %s", path)

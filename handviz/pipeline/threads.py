@@ -101,6 +101,10 @@ class Pipeline:
         self._frames_captured = 0
         self._reported_errors: set[str] = set()
         self._loader: threading.Thread | None = None
+        #: Set once the detector exists (or failed): the model loads only then. MediaPipe and
+        #: torch imported on two threads at once can deadlock inside the imports (seen here: the
+        #: app hung at start, the detect thread in mediapipe's import, the loader in torch's).
+        self._detector_settled = threading.Event()
 
     # ---- control ---------------------------------------------------------------------------
     @property
@@ -298,6 +302,8 @@ class Pipeline:
             self._to_detect.close()
             self._to_infer.close()
             return
+        finally:
+            self._detector_settled.set()
         try:
             for frame in self._drain(self._to_detect):
                 frame.stamps[timing.DETECT_START] = timing.now()
@@ -323,6 +329,9 @@ class Pipeline:
         factory = self._backend_factory
 
         def load() -> None:
+            while not self._detector_settled.wait(_POLL_S):  # one native start at a time
+                if self._stop.is_set():
+                    return
             try:
                 backend = factory()
             except Exception as exc:
