@@ -36,6 +36,8 @@ class PosteriorConfig:
     hypotheses get the rest. disagreement_scale: the cloud's extra spread along the differences
     between the three depth sources, as a multiple of them. keypoint_noise_scale: multiple of
     MediaPipe's fitted 2D noise used to jitter each hypothesis' rays (0: no jitter).
+    ray_tolerance: how far (a fraction of the hand's 2D size) MediaPipe's aligned world landmarks
+    may pull a joint off its keypoint ray, sideways; 0 keeps every joint exactly on its ray.
     """
 
     snap: bool = True
@@ -43,6 +45,7 @@ class PosteriorConfig:
     image_z_weight: float = 1 / 3
     disagreement_scale: float = 1.0
     keypoint_noise_scale: float = 0.75
+    ray_tolerance: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict | None) -> PosteriorConfig:
@@ -163,11 +166,30 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
         rng = rng if rng is not None else np.random.default_rng(0)
         mix = rng.standard_normal((hyps.shape[0], len(gaps))) / np.sqrt(len(gaps))
         depth_dev = depth_dev + cfg.disagreement_scale * mix @ gaps
+    pull = _world_pull(mean, rays, mediapipe_world, cfg)  # (21, 2): sideways, within tolerance
     noisy_rays = rays[None] if ray_noise_px is None else normalized_rays(
         np.asarray(kp2d, np.float64)[None] + ray_noise_px, K)
-    cam = on_rays(centre_depth[None] + depth_dev, noisy_rays)
+    cam = on_rays(centre_depth[None] + depth_dev, noisy_rays + pull)
     rel = cam - cam[:, :1]
-    # The cloud's mean is the noise-free fused hand, exactly on the keypoint rays: the jitter and
-    # the disagreement widen the cloud, they must not move the estimate.
-    centre = on_rays(centre_depth, rays)
+    # The cloud's mean is the noise-free fused hand (on the keypoint rays, up to the tolerated
+    # pull): the jitter and the disagreement widen the cloud, they must not move the estimate.
+    centre = on_rays(centre_depth, rays + pull)
     return rel - rel.mean(axis=0) + (centre - centre[:1])
+
+
+def _world_pull(snapped_mean: np.ndarray, rays: np.ndarray, mediapipe_world: np.ndarray | None,
+                cfg: PosteriorConfig) -> np.ndarray:
+    """Sideways offsets (21, 2) in normalised image coordinates: where averaging the snapped mean
+    with MediaPipe's aligned world landmarks (in 3D, world_weight against the snapped share) would
+    move each joint's image position, clipped to cfg.ray_tolerance x the hand's 2D size."""
+    zero = np.zeros_like(rays)
+    if cfg.ray_tolerance <= 0 or mediapipe_world is None or not np.all(np.isfinite(mediapipe_world)):
+        return zero
+    rest = 1.0 - cfg.world_weight - cfg.image_z_weight
+    share = cfg.world_weight / max(cfg.world_weight + rest, 1e-9)
+    world = similarity_align(np.asarray(mediapipe_world, np.float64), snapped_mean)
+    fused = (1.0 - share) * snapped_mean + share * world
+    offset = fused[:, :2] / np.maximum(fused[:, 2:], MIN_DEPTH_MM) - rays
+    limit = cfg.ray_tolerance * float(np.linalg.norm(rays.max(0) - rays.min(0)))
+    length = np.linalg.norm(offset, axis=1, keepdims=True)
+    return offset * np.minimum(1.0, limit / np.maximum(length, 1e-12))

@@ -125,3 +125,24 @@ def test_image_z_is_a_depth_observation_in_millimetres():
     depths = mediapipe_depths(truth, None, z_px, K[0, 0])
     assert set(depths) == {"image_z"} and np.allclose(depths["image_z"], truth[:, 2])
     assert mediapipe_depths(truth, None, np.full(21, np.nan), K[0, 0]) == {}
+
+
+def test_world_landmarks_pull_joints_sideways_only_within_the_tolerance():
+    """ray_tolerance lets MediaPipe's 3D move a joint off its keypoint ray (3D averaging helped on
+    real photos), but never by more than that fraction of the hand's 2D size."""
+    hyps, kp, world = _setup(0.0)
+    world = world.copy()
+    world[8, :2] += 25.0  # MediaPipe's 3D puts the index tip elsewhere sideways
+    size = np.linalg.norm(kp.max(0) - kp.min(0))
+    offsets = {}
+    for tol in (0.0, 0.015, 1.0):
+        cfg = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, disagreement_scale=0.0,
+                              keypoint_noise_scale=0.0, ray_tolerance=tol)
+        mean = posterior_hypotheses(hyps, kp, K, world, cfg).mean(0)
+        t = solve_root_translation(mean, kp, K.astype(np.float32))
+        off = np.linalg.norm(project(mean + t, K) - kp, axis=1)
+        # placed again by least squares, as the cascade does: the median stays within the
+        # tolerance, the pulled joint a little over it at most
+        assert np.median(off) <= tol * size + 0.5 and off.max() <= 1.5 * tol * size + 1.0  # px
+        offsets[tol] = off[8]
+    assert offsets[0.0] < 0.05 < offsets[0.015] < offsets[1.0]
