@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from handviz.diffusion.sampling import sample_joints, sample_mesh_latents
+from handviz.diffusion.sampling import mean_mesh_latent, sample_joints
 from handviz.diffusion.weights import check_cascade_compatible, load_mesh_models, load_stage1
 from handviz.features import JOINT_SCALE_MM, keypoint_condition, solve_root_translation
 from handviz.limits import HYPOTHESES_DEFAULT, HYPOTHESES_MAX, HYPOTHESES_MIN, check_in_range
@@ -200,8 +200,8 @@ class Cascade:
         feat = self.crop_encoder(batch.crops) if batch.crops is not None else None
         joints = sample_joints(self.joint_denoiser, batch.cond, feat, n_hypotheses, ddim_steps, gen)
         joints = self._posterior(joints, batch, np.asarray(K, np.float64), n_hypotheses, seed)
-        latents = sample_mesh_latents(self.latent_denoiser, joints, feat, ddim_steps, gen)
-        verts = self.mesh_ae.decode_mean(latents)  # (B, V, 3): the mean mesh over hypotheses
+        latents = mean_mesh_latent(self.latent_denoiser, joints, feat, ddim_steps)
+        verts = self.mesh_ae.decode_mean(latents)  # (B, V, 3): the mesh of the aggregate hand
         if self._pull is not None:  # the mesh must sit on the keypoints too, not 1-2 mm beside them
             target = joints.reshape(joints.shape[0], n_hypotheses, 21, 3).mean(dim=1)
             residual = target - self.mesh_ae.regress_joints(verts)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from handviz.diffusion.nets import CropEncoder, JointDenoiser, LatentDenoiser, MeshAutoencoder, crops_to_tensor
-from handviz.diffusion.sampling import sample_joints, sample_mesh_latents
+from handviz.diffusion.sampling import mean_mesh_latent, sample_joints, sample_mesh_latents
 from handviz.diffusion.schedule import DDIMSchedule
 from handviz.features import COND_DIM
 from handviz.train.losses import energy_score
@@ -125,6 +125,14 @@ def test_sampling_is_one_batched_forward_per_step() -> None:
     ldm = LatentDenoiser(latent_dim=8, img_dim=16, hidden=32, blocks=1)
     z = sample_mesh_latents(ldm, out, None, steps=2)
     assert z.shape == (2, 32, 8)
+    # the aggregate mesh: one forward per step on the mean joints, from zero noise, repeatable
+    calls = []
+    ldm.register_forward_hook(lambda m, inp, out: calls.append(tuple(inp[2].shape)))
+    m = mean_mesh_latent(ldm, out, None, steps=2)
+    assert m.shape == (2, 1, 8) and calls == [(2, 1, 63)] * 2
+    assert torch.equal(m, mean_mesh_latent(ldm, out, None, steps=2))
+    shuffled = out[:, torch.randperm(32)]  # only the mean of the hypotheses matters
+    assert torch.allclose(m, mean_mesh_latent(ldm, shuffled, None, steps=2), atol=1e-6)
 
 
 def _fit_one_step_sampler(use_energy_score: bool, steps: int = 300) -> tuple[float, float]:
