@@ -117,19 +117,26 @@ def similarity_align(src: np.ndarray, dst: np.ndarray, scale: bool = True) -> np
     return s * a0 @ R + mb
 
 
-def mediapipe_depths(snapped_mean: np.ndarray, mediapipe_world: np.ndarray | None,
+def align_world(mediapipe_world: np.ndarray | None, snapped_mean: np.ndarray) -> np.ndarray | None:
+    """MediaPipe's world landmarks moved onto our snapped mean by a similarity (their size comes
+    from a fixed hand model, ours from the sampler); None when missing or not finite."""
+    if mediapipe_world is None or not np.all(np.isfinite(mediapipe_world)):
+        return None
+    return similarity_align(np.asarray(mediapipe_world, np.float64), snapped_mean)
+
+
+def mediapipe_depths(snapped_mean: np.ndarray, world_aligned: np.ndarray | None,
                      keypoints_z: np.ndarray | None, fx: float) -> dict[str, np.ndarray]:
     """MediaPipe's two depth observations of our hand, each (21,) mm in the camera frame.
 
-    "world": its world landmarks, aligned to the snapped mean by a similarity (their size comes
-    from a fixed hand model, ours from the sampler). "image_z": its image-landmark z (pixels,
+    "world": its world landmarks as `align_world` placed them. "image_z": its image-landmark z (pixels,
     wrist-relative), turned into mm with our wrist depth over the focal length; under weak
     perspective that factor is mm per pixel, so a wrong focal guess does not change it. A source
     that is missing or not finite is left out.
     """
     out: dict[str, np.ndarray] = {}
-    if mediapipe_world is not None and np.all(np.isfinite(mediapipe_world)):
-        out["world"] = similarity_align(np.asarray(mediapipe_world, np.float64), snapped_mean)[:, 2]
+    if world_aligned is not None:
+        out["world"] = world_aligned[:, 2]
     if keypoints_z is not None and np.all(np.isfinite(keypoints_z)):
         z = np.asarray(keypoints_z, np.float64)
         out["image_z"] = snapped_mean[0, 2] + (z - z[0]) * snapped_mean[0, 2] / fx
@@ -155,7 +162,8 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     snapped = snap_to_rays(hyps, rays)
     mean = snapped.mean(axis=0)
     depth_dev = snapped[..., 2] - mean[None, :, 2]  # (N, 21): the sampler's own depth spread
-    observed = mediapipe_depths(mean, mediapipe_world, keypoints_z, float(np.asarray(K)[0, 0]))
+    world = align_world(mediapipe_world, mean)  # once: both the depths and the pull use it
+    observed = mediapipe_depths(mean, world, keypoints_z, float(np.asarray(K)[0, 0]))
     weights = {"world": cfg.world_weight, "image_z": cfg.image_z_weight}
     used = {k: v for k, v in observed.items() if weights[k] > 0}
     centre_depth = mean[:, 2]
@@ -166,7 +174,7 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
         rng = rng if rng is not None else np.random.default_rng(0)
         mix = rng.standard_normal((hyps.shape[0], len(gaps))) / np.sqrt(len(gaps))
         depth_dev = depth_dev + cfg.disagreement_scale * mix @ gaps
-    pull = _world_pull(mean, rays, mediapipe_world, cfg)  # (21, 2): sideways, within tolerance
+    pull = _world_pull(mean, rays, world, cfg)  # (21, 2): sideways, within tolerance
     noisy_rays = rays[None] if ray_noise_px is None else normalized_rays(
         np.asarray(kp2d, np.float64)[None] + ray_noise_px, K)
     cam = on_rays(centre_depth[None] + depth_dev, noisy_rays + pull)
@@ -177,18 +185,17 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     return rel - rel.mean(axis=0) + (centre - centre[:1])
 
 
-def _world_pull(snapped_mean: np.ndarray, rays: np.ndarray, mediapipe_world: np.ndarray | None,
+def _world_pull(snapped_mean: np.ndarray, rays: np.ndarray, world_aligned: np.ndarray | None,
                 cfg: PosteriorConfig) -> np.ndarray:
     """Sideways offsets (21, 2) in normalised image coordinates: where averaging the snapped mean
     with MediaPipe's aligned world landmarks (in 3D, world_weight against the snapped share) would
     move each joint's image position, clipped to cfg.ray_tolerance x the hand's 2D size."""
     zero = np.zeros_like(rays)
-    if cfg.ray_tolerance <= 0 or mediapipe_world is None or not np.all(np.isfinite(mediapipe_world)):
+    if cfg.ray_tolerance <= 0 or world_aligned is None:
         return zero
     rest = 1.0 - cfg.world_weight - cfg.image_z_weight
     share = cfg.world_weight / max(cfg.world_weight + rest, 1e-9)
-    world = similarity_align(np.asarray(mediapipe_world, np.float64), snapped_mean)
-    fused = (1.0 - share) * snapped_mean + share * world
+    fused = (1.0 - share) * snapped_mean + share * world_aligned
     offset = fused[:, :2] / np.maximum(fused[:, 2:], MIN_DEPTH_MM) - rays
     limit = cfg.ray_tolerance * float(np.linalg.norm(rays.max(0) - rays.min(0)))
     length = np.linalg.norm(offset, axis=1, keepdims=True)
