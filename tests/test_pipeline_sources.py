@@ -12,7 +12,14 @@ import pytest
 
 from handviz.logs import InputError
 from handviz.pipeline import sources
-from handviz.pipeline.intrinsics import Calibration, IntrinsicsChoice, default_intrinsics, load_intrinsics
+from handviz.pipeline.intrinsics import (
+    Calibration,
+    IntrinsicsChoice,
+    default_intrinsics,
+    load_intrinsics,
+    still_image_intrinsics,
+)
+from handviz.types import Detection
 from handviz.pipeline.sources import (
     CameraSource,
     ImageFolderSource,
@@ -170,6 +177,29 @@ def test_default_intrinsics_from_field_of_view():
     assert default_intrinsics(640, 480, focal_px=500)[0, 0] == 500
     with pytest.raises(ValueError):
         default_intrinsics(0, 480)
+
+
+def _hand_seen_at(px_per_mm: float, centre=(128.0, 128.0)) -> Detection:
+    """A flat 90 x 120 mm hand whose keypoints are its world landmarks at px_per_mm."""
+    rng = np.random.default_rng(0)
+    world = np.c_[rng.uniform(-45, 45, (21, 2)) * [1, 4 / 3], rng.uniform(-20, 20, 21)]
+    kp = world[:, :2] * px_per_mm + centre
+    return Detection(keypoints_2d=kp.astype(np.float32), world_3d=world.astype(np.float32), handedness="Right", score=1.0)
+
+
+def test_still_image_focal_keeps_a_frame_filling_hand_at_a_plausible_distance():
+    guess = default_intrinsics(256, 256)[0, 0]  # 222 px: a hand filling the crop would be ~20 cm away
+    big = still_image_intrinsics(256, 256, [_hand_seen_at(1.5)])
+    assert big[0, 0] == pytest.approx(400 * 1.5, rel=1e-6) and big[1, 1] == big[0, 0] > guess
+    assert big[0, 2] == default_intrinsics(256, 256)[0, 2]
+    small = still_image_intrinsics(1280, 720, [_hand_seen_at(0.5, (600, 300))])  # already > 40 cm away
+    assert np.array_equal(small, default_intrinsics(1280, 720))
+    both = still_image_intrinsics(256, 256, [_hand_seen_at(0.5), _hand_seen_at(2.0)])
+    assert both[0, 0] == pytest.approx(800, rel=1e-6)  # one K per photo: the nearest-looking hand decides
+    unknown = _hand_seen_at(1.5)
+    unknown.world_3d[:] = np.nan
+    assert np.array_equal(still_image_intrinsics(256, 256, [unknown]), default_intrinsics(256, 256))
+    assert np.array_equal(still_image_intrinsics(256, 256, []), default_intrinsics(256, 256))
 
 
 def test_load_intrinsics_forms_and_scaling(tmp_path):

@@ -32,6 +32,8 @@ def test_predict_writes_lines_and_reports_bad_inputs(tmp_path, demo_photo, capsy
     assert np.array(h["joint_spread"]).shape == (21,)
     assert np.array(h["mediapipe_world_3d"]).shape == (21, 3)
     assert lines[0]["width"] > 0 and lines[0]["height"] > 0
+    K = np.array(lines[0]["K"])  # the intrinsics the camera-frame joints were placed with
+    assert K.shape == (3, 3) and K[0, 0] > 0 and K[2, 2] == 1
     objs = list((tmp_path / "objs").glob("*.obj"))
     assert len(objs) == len(hands)
 

@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--hands3d", type=Path, metavar="DIR",
                      help="a few real images with 3D truth (InterHand2.6M/RHD samples): a sanity check")
     p.add_argument("--guess-intrinsics", action="store_true",
-                   help="with --real: give the cascade the app's 60-degree focal guess, not the true K")
+                   help="with --real: give the cascade predict's focal guess for a photo (60 deg, "
+                   "lengthened so the hand is at least 40 cm away), not the true K")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hypotheses", type=int, default=limits.HYPOTHESES_DEFAULT,
                    help=f"joint hypotheses per hand ({limits.HYPOTHESES_MIN}-{limits.HYPOTHESES_MAX})")

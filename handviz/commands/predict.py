@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also write each hand's mesh as OBJ here (the same writer as `handviz export`)")
     p.add_argument("--focal", type=float, default=None,
                    help=f"focal length in pixels ({limits.FOCAL_MIN_PX:g}-{limits.FOCAL_MAX_PX:g}; "
-                   "default: 60 deg FOV)")
+                   "default: 60 deg FOV, made longer for a photo whose hand would otherwise sit "
+                   "nearer than 40 cm)")
     p.add_argument("--no-image-features", action="store_true", help="keypoints-only cascade")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--seed", type=int, default=0)
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
     from handviz.cascade import Cascade
     from handviz.pipeline.detector import HandDetector
-    from handviz.pipeline.intrinsics import default_intrinsics
+    from handviz.pipeline.intrinsics import default_intrinsics, still_image_intrinsics
 
     cascade = Cascade.from_weights(args.weights, device=args.device)
     faces = cascade.faces
@@ -132,11 +133,16 @@ def run(args: argparse.Namespace) -> int:
         for path in paths:
             for name, rgb in iter_frames(path, errors):
                 h, w = rgb.shape[:2]
-                K = default_intrinsics(w, h, focal_px=args.focal)
-                hands = cascade.predict(detector.detect(rgb), K, n_hypotheses=args.hypotheses,
+                detections = detector.detect(rgb)
+                if args.focal is None and "#frame=" not in name:
+                    K = still_image_intrinsics(w, h, detections)
+                else:
+                    K = default_intrinsics(w, h, focal_px=args.focal)
+                hands = cascade.predict(detections, K, n_hypotheses=args.hypotheses,
                                         ddim_steps=args.ddim_steps,
                                         use_image=False if args.no_image_features else None, seed=args.seed)
-                line = {"image": name, "width": w, "height": h, "hands": [e.to_json() for e in hands]}
+                line = {"image": name, "width": w, "height": h, "K": np.round(K, 3).tolist(),
+                        "hands": [e.to_json() for e in hands]}
                 out.write(json.dumps(line) + "\n")
                 out.flush()
                 n_lines += 1

@@ -27,7 +27,7 @@ from handviz.limits import (
     HYPOTHESES_MIN,
     check_in_range,
 )
-from handviz.pipeline.intrinsics import default_intrinsics
+from handviz.pipeline.intrinsics import still_image_intrinsics
 from handviz.types import Detection
 
 #: Detection threshold of the fallback detector (see default_detectors).
@@ -191,8 +191,8 @@ def evaluate_real_samples(cascade: Any, samples: Sequence[Sample], root: str = "
                           detectors: Sequence[Any] | None = None, guess_intrinsics: bool = False) -> dict[str, Any]:
     """Score the cascade and MediaPipe's world landmarks on every labelled hand (mm).
 
-    guess_intrinsics: give the cascade the app's 60-degree guess instead of the true K, as
-    `handviz predict` without --focal does (the truth stays in its own camera frame; PA-MPJPE
+    guess_intrinsics: give the cascade `predict`'s guess for a photo (60 degrees, lengthened so
+    the hand is at least 40 cm away) instead of the true K, as `handviz predict` without --focal does (the truth stays in its own camera frame; PA-MPJPE
     does not care which, the root error does).
 
     cascade: a handviz.cascade.Cascade, or None to score MediaPipe alone. detectors: objects with
@@ -226,7 +226,7 @@ def evaluate_real_samples(cascade: Any, samples: Sequence[Sample], root: str = "
             K_used = K
             if guess_intrinsics:
                 height, width = group[0].load_rgb().shape[:2]
-                K_used = default_intrinsics(width, height)
+                K_used = still_image_intrinsics(width, height, picked)
             if cascade is not None and picked:
                 estimates = list(cascade.predict(picked, np.asarray(K_used, np.float32), n_hypotheses=n_hypotheses,
                                                  ddim_steps=ddim_steps, seed=seed))
@@ -249,7 +249,7 @@ def evaluate_real_samples(cascade: Any, samples: Sequence[Sample], root: str = "
         "n_hypotheses": n_hypotheses,
         "ddim_steps": ddim_steps,
         "cascade": cascade is not None,
-        "intrinsics": "60-degree guess" if guess_intrinsics else "true",
+        "intrinsics": "still-photo guess" if guess_intrinsics else "true",
         "overall": _summary(rows),
         "per_dataset": {name: _summary([r for r in rows if r["dataset"] == name]) for name in datasets},
         "per_sample": rows,
