@@ -38,6 +38,10 @@ class PosteriorConfig:
     MediaPipe's fitted 2D noise used to jitter each hypothesis' rays (0: no jitter).
     ray_tolerance: how far (a fraction of the hand's 2D size) MediaPipe's aligned world landmarks
     may pull a joint off its keypoint ray, sideways; 0 keeps every joint exactly on its ray.
+    sampler_spread_scale: multiple of stage 1's own depth spread kept in the cloud.
+    world_distance_scale: extra depth spread per joint, as a multiple of the 3D distance between
+    our snapped mean and MediaPipe's aligned world landmarks (both wrist-relative) (their disagreement, in every axis,
+    is what ranks the error on real photos; the sampler's own spread does not, issue 10).
     """
 
     snap: bool = True
@@ -46,6 +50,8 @@ class PosteriorConfig:
     disagreement_scale: float = 1.0
     keypoint_noise_scale: float = 0.75
     ray_tolerance: float = 0.0
+    sampler_spread_scale: float = 1.0
+    world_distance_scale: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict | None) -> PosteriorConfig:
@@ -152,8 +158,10 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     ray_noise_px: (N, 21, 2) pixel offsets for each hypothesis' keypoints (MediaPipe's 2D noise),
     or None. mediapipe_world (21, 3) mm and keypoints_z (21,) px: MediaPipe's depth observations,
     None or non-finite to leave one out. The output's mean is the fused hand, exactly on the
-    rays; its spread is the sampler's depth spread plus cfg.disagreement_scale x random mixes of
-    the sources' differences, so it is wide where the sources of depth disagree.
+    rays; its spread is cfg.sampler_spread_scale x the sampler's depth spread, plus
+    cfg.disagreement_scale x random mixes of the depth sources' differences, plus
+    cfg.world_distance_scale x random multiples of the joint's 3D distance to MediaPipe's aligned
+    world landmarks, so it is wide where our hand and MediaPipe's disagree.
     """
     hyps = np.asarray(hyps_rel, np.float64)
     if not cfg.snap:
@@ -161,19 +169,23 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     rays = normalized_rays(kp2d, K)
     snapped = snap_to_rays(hyps, rays)
     mean = snapped.mean(axis=0)
-    depth_dev = snapped[..., 2] - mean[None, :, 2]  # (N, 21): the sampler's own depth spread
+    depth_dev = cfg.sampler_spread_scale * (snapped[..., 2] - mean[None, :, 2])  # (N, 21): the sampler's own
     world = align_world(mediapipe_world, mean)  # once: both the depths and the pull use it
     observed = mediapipe_depths(mean, world, keypoints_z, float(np.asarray(K)[0, 0]))
     weights = {"world": cfg.world_weight, "image_z": cfg.image_z_weight}
     used = {k: v for k, v in observed.items() if weights[k] > 0}
     centre_depth = mean[:, 2]
+    rng = rng if rng is not None else np.random.default_rng(0)
     if used:
         rest = 1.0 - sum(weights[k] for k in used)
         centre_depth = rest * mean[:, 2] + sum(weights[k] * v for k, v in used.items())
         gaps = np.stack([v - centre_depth for v in used.values()] + [mean[:, 2] - centre_depth])  # (S, 21)
-        rng = rng if rng is not None else np.random.default_rng(0)
         mix = rng.standard_normal((hyps.shape[0], len(gaps))) / np.sqrt(len(gaps))
         depth_dev = depth_dev + cfg.disagreement_scale * mix @ gaps
+    if world is not None and cfg.world_distance_scale > 0:
+        # Root-relative: the cloud is of the root-relative hand, so a shared offset must not count.
+        distance = np.linalg.norm((world - world[:1]) - (mean - mean[:1]), axis=-1)  # (21,), 0 at the wrist
+        depth_dev = depth_dev + cfg.world_distance_scale * rng.standard_normal((hyps.shape[0], 1)) * distance
     pull = _world_pull(mean, rays, world, cfg)  # (21, 2): sideways, within tolerance
     noisy_rays = rays[None] if ray_noise_px is None else normalized_rays(
         np.asarray(kp2d, np.float64)[None] + ray_noise_px, K)

@@ -86,6 +86,30 @@ def test_cloud_widens_where_mediapipe_disagrees():
     assert spreads[0] < spreads[1] < spreads[2]
 
 
+def test_cloud_widens_in_depth_with_mediapipe_3d_distance_and_keeps_its_mean():
+    """world_distance_scale: a sideways disagreement too (which the depth gaps cannot see) widens
+    the cloud, along depth only; sampler_spread_scale shrinks the sampler's own part."""
+    hyps, kp, world = _setup(0.0)
+    sideways = world.copy()
+    sideways[:, 0] += 25.0 * np.where(np.arange(21) % 2, 1.0, -1.0)
+    base = PosteriorConfig(world_weight=0.0, image_z_weight=0.0, disagreement_scale=0.0, keypoint_noise_scale=0.0)
+    wide = PosteriorConfig(world_weight=0.0, image_z_weight=0.0, disagreement_scale=0.0, keypoint_noise_scale=0.0,
+                           world_distance_scale=1.0)
+    narrow = PosteriorConfig(world_weight=0.0, image_z_weight=0.0, disagreement_scale=0.0, keypoint_noise_scale=0.0,
+                             sampler_spread_scale=0.25)
+
+    def depth_spread(cfg, w):
+        post = posterior_hypotheses(hyps, kp, K, w, cfg)
+        return post, np.abs(post[..., 2] - post[..., 2].mean(0)).mean()
+
+    post_base, s_base = depth_spread(base, sideways)
+    post_wide, s_wide = depth_spread(wide, sideways)
+    _, s_agree = depth_spread(wide, world)
+    _, s_narrow = depth_spread(narrow, sideways)
+    assert s_wide > 1.5 * s_base and s_agree < 1.2 * s_base and s_narrow < 0.5 * s_base
+    assert np.allclose(post_wide.mean(0), post_base.mean(0), atol=1e-6)  # the estimate does not move
+
+
 def test_mediapipe_weight_moves_the_depths_toward_mediapipe():
     hyps, kp, world = _setup(30.0)
     rays = normalized_rays(kp, K)
