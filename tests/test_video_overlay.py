@@ -34,3 +34,15 @@ def test_silhouette_matches_filling_every_triangle(depth_mm):
     got, want = _silhouette_mask(uv, asset.faces, shape) > 0, reference_mask(uv, asset.faces, shape) > 0
     iou = np.count_nonzero(got & want) / np.count_nonzero(got | want)
     assert iou > 0.97, iou  # the same silhouette, up to the edge pixels' rounding
+
+
+def test_frames_are_scaled_to_the_widget_off_the_gui_thread_with_their_aspect():
+    from handviz.app.video_view import fit_image
+
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[:, 320:] = 200  # right half bright: a scaled frame keeps it on the right
+    small = fit_image(frame, (417, 604))
+    assert small.shape == (313, 417, 3) and small[:, 220:].min() == 200 and small[:, :200].max() == 0
+    assert fit_image(frame, (1280, 480)).shape == (480, 640, 3)  # height-bound: already fits
+    assert fit_image(frame, (1280, 960)).shape == (960, 1280, 3)
+    assert fit_image(frame, None) is frame

@@ -33,6 +33,7 @@ from handviz.app.settings import (
     APPLICATION,
     ORGANIZATION,
     AppSettings,
+    default_window_size,
     load_settings,
     load_window_state,
     save_settings,
@@ -184,7 +185,7 @@ class MainWindow(WindowCommands, QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1400, 900)
+            self.resize(default_window_size())
         if state is not None:
             self.restoreState(state)
         else:

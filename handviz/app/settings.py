@@ -10,7 +10,8 @@ import dataclasses
 import logging
 from dataclasses import dataclass, fields
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QSettings, QSize
+from PySide6.QtGui import QGuiApplication
 
 from handviz.limits import (
     DDIM_STEPS_DEFAULT,
@@ -83,6 +84,23 @@ def save_settings(store: QSettings, settings: AppSettings) -> None:
 def save_window_state(store: QSettings, geometry: QByteArray, state: QByteArray) -> None:
     store.setValue("window/geometry", geometry)
     store.setValue("window/state", state)
+
+
+#: The first window's size, at most: room for the video, the 3D view and the docks.
+LARGEST_DEFAULT_WINDOW = QSize(1400, 900)
+#: ... and at most this share of the screen's free area, so it fits a 1366x768 laptop. Software
+#: OpenGL composes the whole window per frame, so a smaller window is also a faster one (DESIGN.md).
+SCREEN_SHARE = 0.85
+
+
+def default_window_size() -> QSize:
+    """The size of a window with no saved geometry: LARGEST_DEFAULT_WINDOW, shrunk to fit the screen."""
+    screen = QGuiApplication.primaryScreen()
+    if screen is None:
+        return LARGEST_DEFAULT_WINDOW
+    free = screen.availableGeometry()
+    return QSize(min(LARGEST_DEFAULT_WINDOW.width(), int(free.width() * SCREEN_SHARE)),
+                 min(LARGEST_DEFAULT_WINDOW.height(), int(free.height() * SCREEN_SHARE)))
 
 
 def load_window_state(store: QSettings) -> tuple[QByteArray | None, QByteArray | None]:

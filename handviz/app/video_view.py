@@ -1,8 +1,9 @@
 """The camera image with each hand's 2D keypoints, bones and (optionally) its projected mesh.
 
 The mesh overlay is painted into a copy of the frame with OpenCV (the triangles filled into a
-mask around the hand, then a blend), about 5 ms per hand; keypoints and bones are drawn with
-QPainter on top, scaled with the image.
+mask around the hand, then a blend), about 5 ms per hand, and the frame is scaled to the widget
+there too (cv2.resize on the worker thread instead of a smooth QPainter scale on the GUI thread);
+keypoints and bones are drawn with QPainter on top, scaled with the image.
 """
 
 from __future__ import annotations
@@ -69,6 +70,19 @@ def paint_mesh_overlay(image: np.ndarray, hands: list[HandEstimate], faces: np.n
     return out
 
 
+def fit_image(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """image scaled to fit within size (width, height) px, aspect kept, as VideoView draws it
+    (INTER_AREA when shrinking: sharp and cheap); unchanged when size is None or it already fits."""
+    if size is None or size[0] < 1 or size[1] < 1:
+        return image
+    ih, iw = image.shape[:2]
+    s = min(size[0] / iw, size[1] / ih)
+    w, h = max(1, round(iw * s)), max(1, round(ih * s))
+    if (w, h) == (iw, ih):
+        return image
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+
+
 def to_qimage(rgb: np.ndarray) -> QImage:
     """(H, W, 3) uint8 RGB -> QImage that owns a copy of the pixels."""
     rgb = np.ascontiguousarray(rgb)
@@ -84,7 +98,8 @@ class VideoView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(320, 240)
         self._image: QImage | None = None
-        self._width = 0
+        self._source_size = (0, 0)  # (width, height) of the frame the keypoints refer to
+        self._fit: tuple[int, int] | None = None  # widget size in device pixels, for prepare()
         self._keypoints: list[tuple[str, np.ndarray]] = []
         self._message = "waiting for frames"
         self.mirrored = False
@@ -97,29 +112,31 @@ class VideoView(QWidget):
         self.update()
 
     def prepare(self, result: FrameResult) -> np.ndarray:
-        """The frame with the mesh overlay painted in, when the overlay is on (else the frame
-        itself). Thread-safe: the result bridge calls it on the worker thread, so the ~4 ms of
-        painting per hand stay off the GUI thread's frame budget."""
+        """The frame with the mesh overlay painted in, when the overlay is on, scaled to the
+        widget. Thread-safe: the result bridge calls it on the worker thread, so the ~4 ms of
+        painting per hand and the scaling stay off the GUI thread's frame budget."""
         faces = self.faces
         image = result.frame.image
         if self.show_overlay and faces is not None and result.hands:
             image = paint_mesh_overlay(image, result.hands, faces, np.asarray(result.intrinsics, np.float64))
-        return image
+        return fit_image(image, self._fit)
 
     def show_result(self, result: FrameResult, prepared: np.ndarray | None = None) -> None:
         """Show a result; prepared: what prepare(result) gave (None: paint it here)."""
         image = prepared if prepared is not None else self.prepare(result)
+        h, w = result.frame.image.shape[:2]
         self.show_frame(image, result.detections, result.hands, np.asarray(result.intrinsics, np.float64),
-                        overlay_done=True)
+                        overlay_done=True, source_size=(w, h))
 
     def show_frame(self, image: np.ndarray, detections: list[Detection], hands: list[HandEstimate],
-                   K: np.ndarray, overlay_done: bool = False) -> None:
-        """image: (H, W, 3) uint8 RGB as the model saw it; K: (3, 3)."""
+                   K: np.ndarray, overlay_done: bool = False, source_size: tuple[int, int] | None = None) -> None:
+        """image: (H, W, 3) uint8 RGB as the model saw it, or that frame already scaled
+        (source_size: the model's (width, height), which the keypoints and K refer to); K: (3, 3)."""
         if not overlay_done and self.show_overlay and self.faces is not None and hands:
             image = paint_mesh_overlay(image, hands, self.faces, K)
         if self.mirrored:
             image = image[:, ::-1]
-        self._width = image.shape[1]
+        self._source_size = source_size or (image.shape[1], image.shape[0])
         self._image = to_qimage(image)
         shown = hands if hands else detections
         self._keypoints = [(d.handedness, np.asarray(d.keypoints_2d, np.float32)) for d in shown]
@@ -134,12 +151,18 @@ class VideoView(QWidget):
         """Where a message without an image goes: the widget less a margin (the text wraps)."""
         return QRectF(self.rect()).adjusted(MESSAGE_MARGIN, MESSAGE_MARGIN, -MESSAGE_MARGIN, -MESSAGE_MARGIN)
 
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        ratio = self.devicePixelRatioF()
+        self._fit = (round(self.width() * ratio), round(self.height() * ratio))
+        super().resizeEvent(event)
+
     def _target_rect(self) -> QRectF:
-        assert self._image is not None
-        iw, ih = self._image.width(), self._image.height()
+        """Where the frame goes: scaled to fit, aspect kept, centred, on whole pixels (so an image
+        that `fit_image` already scaled is drawn as it is, without a second scaling)."""
+        iw, ih = self._source_size
         s = min(self.width() / iw, self.height() / ih)
-        w, h = iw * s, ih * s
-        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+        w, h = round(iw * s), round(ih * s)
+        return QRectF((self.width() - w) // 2, (self.height() - h) // 2, w, h)
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
         painter = QPainter(self)
@@ -151,12 +174,17 @@ class VideoView(QWidget):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = self._target_rect()
-        painter.drawImage(rect, self._image)
-        scale = rect.width() / self._image.width()
+        ratio = self.devicePixelRatioF()
+        if (self._image.width(), self._image.height()) == (round(rect.width() * ratio), round(rect.height() * ratio)):
+            self._image.setDevicePixelRatio(ratio)
+            painter.drawImage(rect.topLeft(), self._image)  # already scaled on the worker thread
+        else:
+            painter.drawImage(rect, self._image)
+        scale = rect.width() / self._source_size[0]
         for handedness, kp in self._keypoints:
             uv = kp.copy()
             if self.mirrored:
-                uv[:, 0] = (self._width - 1) - uv[:, 0]
+                uv[:, 0] = (self._source_size[0] - 1) - uv[:, 0]
             pts = [QPointF(rect.x() + u * scale, rect.y() + v * scale) for u, v in uv]
             colour = HAND_QCOLOURS.get(handedness, HAND_QCOLOURS["Right"])
             painter.setPen(QPen(colour.darker(130), 2.5))

@@ -79,8 +79,8 @@ class HandScene:
         self.status_text = "waiting for frames"
         self._slots: dict[str, _HandSlot] = {name: self._make_slot(name) for name in SLOTS}
         self._scalar_bar = plotter.add_scalar_bar(
-            title="90% radius (mm)", mapper=self._slots["Right"].cloud_actor.mapper,
-            n_labels=6, fmt="%.0f", vertical=True, position_x=0.88, position_y=0.1,
+            title="90% radius\n(mm)", mapper=self._slots["Right"].cloud_actor.mapper,
+            n_labels=6, fmt="%.0f", vertical=True, position_x=0.86, position_y=0.1,
             width=0.06, height=0.45, title_font_size=12, label_font_size=11, color="white")
         self._status = plotter.add_text(self.status_text, position="upper_left", font_size=8,
                                         color="white", render=False)
