@@ -18,6 +18,7 @@ from handviz.eval.no_truth import (
     jitter_mm, mirror_gap_mm, proportion_z_scores, reprojection_error, summarize_checks,
 )
 from handviz.limits import HYPOTHESES_DEFAULT
+from handviz.pipeline.inference import FRAME_SEED
 from handviz.pipeline.intrinsics import default_intrinsics
 from handviz.pipeline.sources import IMAGE_SUFFIXES
 
@@ -100,8 +101,8 @@ def run_checks(cascade: Any, paths: Sequence[str | Path], n_hypotheses: int = HY
     """Every check on every input; returns {"inputs": [...], "overall": medians over hands}.
 
     The first frame of each input is also mirrored (flipped left-right, the principal point moved
-    with it) and run again for mirror consistency. The cascade runs unseeded, as the app does,
-    so jitter includes the sampler's frame-to-frame noise.
+    with it) and run again for mirror consistency. The cascade draws the same noise every frame
+    (FRAME_SEED), as the app does.
     """
     from handviz.pipeline.detector import HandDetector
 
@@ -118,15 +119,15 @@ def run_checks(cascade: Any, paths: Sequence[str | Path], n_hypotheses: int = HY
             for k, rgb in enumerate(_frames(path, clip_frames)):
                 h, w = rgb.shape[:2]
                 K = default_intrinsics(w, h)
-                estimates = cascade.predict(detector.detect(rgb), K, n_hypotheses=n_hypotheses)
+                estimates = cascade.predict(detector.detect(rgb), K, n_hypotheses=n_hypotheses, seed=FRAME_SEED)
                 entry["frames"] += 1
                 for est in estimates:
                     track.setdefault(est.handedness, []).append(est.joints_3d)
                     track_mp.setdefault(est.handedness, []).append(est.mediapipe_world_3d)
                 if k == 0:
                     flipped = np.ascontiguousarray(rgb[:, ::-1])
-                    mirrored = cascade.predict(still.detect(flipped), K, n_hypotheses=n_hypotheses)
-                    for est in cascade.predict(still.detect(rgb), K, n_hypotheses=n_hypotheses):
+                    mirrored = cascade.predict(still.detect(flipped), K, n_hypotheses=n_hypotheses, seed=FRAME_SEED)
+                    for est in cascade.predict(still.detect(rgb), K, n_hypotheses=n_hypotheses, seed=FRAME_SEED):
                         twin = _mirror_twin(est, mirrored, w)
                         row = _hand_rows(est, K, twin)
                         entry["hands"].append(row)
