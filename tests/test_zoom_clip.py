@@ -4,7 +4,6 @@ in every displayed frame with Follow hand off (defect 1, end to end through the 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,25 +15,9 @@ if not os.environ.get("DISPLAY"):
 from PySide6.QtCore import QSettings  # noqa: E402
 
 from handviz.app.main_window import MainWindow  # noqa: E402
-from handviz.pipeline.sources import demo_dir  # noqa: E402
+from clips import make_zoom_clip  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
-
-
-def make_zoom_clip(path: Path, frames: int = 90, size: tuple[int, int] = (640, 480)) -> Path:
-    """The thumbs-up photo zooming out to a third of its size and back in, as an MJPG clip."""
-    import cv2
-
-    from handviz.pipeline.letterbox import letterbox
-
-    photo = letterbox(cv2.imread(str(demo_dir() / "thumb_up.jpg")), size)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, size)
-    for k in range(frames):
-        scale = 1.0 - (2.0 / 3.0) * (1 - abs(1 - 2 * k / (frames - 1)))  # 1 -> 1/3 -> 1
-        M = cv2.getRotationMatrix2D((size[0] / 2, size[1] / 2), 0.0, scale)
-        writer.write(cv2.warpAffine(photo, M, size))
-    writer.release()
-    return path
 
 
 def test_mesh_is_never_clipped_while_the_hand_zooms(qtbot, tmp_path):
