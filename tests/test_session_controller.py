@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,35 @@ def test_offline_run_records_every_frame_with_one_metadata_schema(photos, tmp_pa
         assert len(reader) == 6 and all(reader.frame(k).image is not None for k in range(6))
     kinds = [e.kind for e in c.events]
     assert EventKind.RECORDING_STARTED in kinds and EventKind.SOURCE_ENDED in kinds
+
+
+def test_recording_reads_true_while_the_session_opens_and_a_stop_meanwhile_wins(photos, tmp_path, monkeypatch):
+    """The first result opens the session on the worker thread; until it is open `recording` must
+    stay True (it read False there once, failing a run), and a stop_recording() that comes while it
+    opens must leave nothing recording."""
+    c = Collector()
+    controller = make_controller(c)
+    seen: list[bool] = []
+    start = controller.recorder.start
+
+    def opening(*args, **kwargs):
+        seen.append(controller.recording)
+        if len(seen) == 2:
+            controller.stop_recording()  # the user stops while the second session opens
+        return start(*args, **kwargs)
+
+    monkeypatch.setattr(controller.recorder, "start", opening)
+    controller.open_source(str(photos), loop=False, record_to=tmp_path / "a")
+    assert c.stopped.wait(60)
+    assert controller.stop_recording().frames_written == 6
+    controller.open_source(str(photos), loop=True, record_to=tmp_path / "b")
+    deadline = time.monotonic() + 30
+    while len(seen) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    assert seen == [True, True]
+    assert not controller.recording and not controller.recorder.recording
+    assert controller.stop()
 
 
 def test_recording_needs_a_live_feed_and_a_free_folder(photos, tmp_path):

@@ -202,6 +202,14 @@ class SessionController:
         except (InputError, OSError, ValueError) as exc:
             self._recording_failed(f"cannot record: {exc}")
             return
+        # Armed until now, so `recording` never reads False while the session opens; a
+        # stop_recording() that came meanwhile disarmed it, and wins.
+        with self._lock:
+            cancelled = self._record_to != target
+            self._record_to = None
+        if cancelled:
+            self.recorder.stop()
+            return
         self._event(PipelineEvent(EventKind.RECORDING_STARTED, f"recording into {target}", data={"path": str(target)}))
 
     def _recording_failed(self, message: str) -> None:
@@ -212,7 +220,7 @@ class SessionController:
     # ---- worker-thread callbacks ---------------------------------------------------------------
     def _result(self, result: FrameResult) -> None:
         with self._lock:
-            target, self._record_to = self._record_to, None
+            target = self._record_to  # cleared by _open_recording once the session is open
         if target is not None:
             self._open_recording(target, result)
         self.recorder.put(result, block=not self.realtime)
