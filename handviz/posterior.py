@@ -40,8 +40,9 @@ class PosteriorConfig:
     may pull a joint off its keypoint ray, sideways; 0 keeps every joint exactly on its ray.
     sampler_spread_scale: multiple of stage 1's own depth spread kept in the cloud.
     world_distance_scale: extra depth spread per joint, as a multiple of the 3D distance between
-    our snapped mean and MediaPipe's aligned world landmarks (both wrist-relative) (their disagreement, in every axis,
-    is what ranks the error on real photos; the sampler's own spread does not, issue 10).
+    our snapped mean and MediaPipe's aligned world landmarks, both wrist-relative (their
+    disagreement, in every axis, ranks the error on real photos; the sampler's own spread does
+    not, issue 10).
     """
 
     snap: bool = True
@@ -169,7 +170,7 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     rays = normalized_rays(kp2d, K)
     snapped = snap_to_rays(hyps, rays)
     mean = snapped.mean(axis=0)
-    depth_dev = cfg.sampler_spread_scale * (snapped[..., 2] - mean[None, :, 2])  # (N, 21): the sampler's own
+    depth_dev = cfg.sampler_spread_scale * (snapped[..., 2] - mean[None, :, 2])  # (N, 21): sampler's spread
     world = align_world(mediapipe_world, mean)  # once: both the depths and the pull use it
     observed = mediapipe_depths(mean, world, keypoints_z, float(np.asarray(K)[0, 0]))
     weights = {"world": cfg.world_weight, "image_z": cfg.image_z_weight}
@@ -183,7 +184,7 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
         mix = rng.standard_normal((hyps.shape[0], len(gaps))) / np.sqrt(len(gaps))
         depth_dev = depth_dev + cfg.disagreement_scale * mix @ gaps
     if world is not None and cfg.world_distance_scale > 0:
-        # Root-relative: the cloud is of the root-relative hand, so a shared offset must not count.
+        # Wrist-relative: the cloud is of the wrist-relative hand, so a shared offset must not count.
         distance = np.linalg.norm((world - world[:1]) - (mean - mean[:1]), axis=-1)  # (21,), 0 at the wrist
         depth_dev = depth_dev + cfg.world_distance_scale * rng.standard_normal((hyps.shape[0], 1)) * distance
     pull = _world_pull(mean, rays, world, cfg)  # (21, 2): sideways, within tolerance

@@ -192,8 +192,8 @@ def evaluate_real_samples(cascade: Any, samples: Sequence[Sample], root: str = "
     """Score the cascade and MediaPipe's world landmarks on every labelled hand (mm).
 
     guess_intrinsics: give the cascade `predict`'s guess for a photo (60 degrees, lengthened so
-    the hand is at least 40 cm away) instead of the true K, as `handviz predict` without --focal does (the truth stays in its own camera frame; PA-MPJPE
-    does not care which, the root error does).
+    the hand is at least 40 cm away) instead of the true K, as `handviz predict` without --focal
+    does (the truth stays in its own camera frame; PA-MPJPE does not care which, the root error does).
 
     cascade: a handviz.cascade.Cascade, or None to score MediaPipe alone. detectors: objects with
     detect(rgb) -> list[Detection], tried in turn per image (default_detectors() when None; those

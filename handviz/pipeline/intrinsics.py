@@ -66,9 +66,10 @@ def still_image_intrinsics(width: int, height: int, detections: Sequence[Detecti
 
     Under weak perspective a hand of s px per mm is f / s mm away, so f >= min_depth_mm x s.
     Measured (issue 10): real photos whose camera is narrower than the guess (InterHand, a
-    15-degree camera) 10.72 -> 10.36 mm PA-MPJPE; synthetic hands really 11-30 cm from a
-    40-70-degree camera lose 0.06 mm. Video keeps the plain guess (a camera's full frame, and a
-    focal length that changed per frame would make the depth jitter).
+    15-degree camera) 10.72 -> 10.36 mm PA-MPJPE; synthetic hands really 11-82 cm from a
+    40-70-degree camera lose 0.06 mm (0.10 mm those nearer than 30 cm). Video keeps the plain
+    guess (a camera's full frame, and a focal length that changed per frame would make the depth
+    jitter).
     """
     K = default_intrinsics(width, height)
     scales = [s for det in detections if (s := _pixels_per_mm(det.keypoints_2d, det.world_3d))]
