@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from handviz.data.noise_model import hand_size_px
 from handviz.logs import InputError
 from handviz.types import Detection
 
@@ -48,15 +49,14 @@ def default_intrinsics(width: int, height: int, fov_deg: float = DEFAULT_FOV_DEG
 
 
 def _pixels_per_mm(keypoints_2d: np.ndarray, world_mm: np.ndarray) -> float | None:
-    """The hand's image scale: RMS spread of its keypoints over that of MediaPipe's metric world
+    """The hand's image scale: the RMS size of its keypoints over that of MediaPipe's metric world
     landmarks (x, y only: the world frame is camera-aligned); None when either is degenerate."""
     kp = np.asarray(keypoints_2d, np.float64)
     xy = np.asarray(world_mm, np.float64)[:, :2]
     if not (np.all(np.isfinite(kp)) and np.all(np.isfinite(xy))):
         return None
-    spread_px = float(((kp - kp.mean(0)) ** 2).sum())
-    spread_mm = float(((xy - xy.mean(0)) ** 2).sum())
-    return math.sqrt(spread_px / spread_mm) if spread_mm > 1e-6 and spread_px > 0 else None
+    size_px, size_mm = float(hand_size_px(kp[None])[0]), float(hand_size_px(xy[None])[0])
+    return size_px / size_mm if size_mm > 1e-6 and size_px > 0 else None
 
 
 def still_image_intrinsics(width: int, height: int, detections: Sequence[Detection],
