@@ -169,7 +169,7 @@ class Cascade:
             from handviz.data.noise_model import load_noise_model
 
             self._keypoint_noise = load_noise_model()
-        return self._keypoint_noise.offsets(kp2d, n, rng) * scale
+        return self._keypoint_noise.offsets(kp2d, n, rng, self.posterior.keypoint_noise_modes) * scale
 
     def _posterior(self, joints: torch.Tensor, batch: _Batch, K: np.ndarray, n: int,
                    seed: int | None) -> torch.Tensor:

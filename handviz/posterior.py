@@ -36,6 +36,9 @@ class PosteriorConfig:
     hypotheses get the rest. disagreement_scale: the cloud's extra spread along the differences
     between the three depth sources, as a multiple of them. keypoint_noise_scale: multiple of
     MediaPipe's fitted 2D noise used to jitter each hypothesis' rays (0: no jitter).
+    keypoint_noise_modes: draw that jitter along the noise's leading principal modes only
+    (rescaled to its full variance; 0: the full covariance): whole fingers shift together, so
+    single hypotheses stay plausible hands (best-of-N, issue 10).
     ray_tolerance: how far (a fraction of the hand's 2D size) MediaPipe's aligned world landmarks
     may pull a joint off its keypoint ray, sideways; 0 keeps every joint exactly on its ray.
     sampler_spread_scale: multiple of stage 1's own depth spread kept in the cloud.
@@ -50,6 +53,7 @@ class PosteriorConfig:
     image_z_weight: float = 1 / 3
     disagreement_scale: float = 1.0
     keypoint_noise_scale: float = 0.75
+    keypoint_noise_modes: int = 0
     ray_tolerance: float = 0.0
     sampler_spread_scale: float = 1.0
     world_distance_scale: float = 0.0

@@ -67,3 +67,16 @@ def test_noise_model_reproduces_its_residual_scale():
     again = model.apply(gt, np.random.default_rng(1))
     fitted = np.std(again - gt)
     assert 2.4 < fitted < 3.6
+
+
+def test_mode_limited_keypoint_noise_keeps_the_variance_in_fewer_directions():
+    from handviz.data.noise_model import load_noise_model
+
+    model = load_noise_model()
+    kp = np.random.default_rng(0).uniform(100, 300, (21, 2))
+    full = model.offsets(kp, 4000, np.random.default_rng(1)).reshape(4000, 42)
+    few = model.offsets(kp, 4000, np.random.default_rng(1), modes=6).reshape(4000, 42)
+    assert np.linalg.matrix_rank(few[:200], tol=1e-6 * np.abs(few).max()) == 6
+    assert np.linalg.matrix_rank(full[:200], tol=1e-6 * np.abs(full).max()) == 42
+    total_full, total_few = (full**2).sum(1).mean(), (few**2).sum(1).mean()
+    assert abs(total_few / total_full - 1.0) < 0.1  # the cloud keeps its size

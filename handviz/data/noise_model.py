@@ -32,6 +32,7 @@ class NoiseModel:
     scale_quantiles: np.ndarray  # (Q,) magnitude multipliers, empirical quantiles
     n_fit: int
     _chol: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _modes: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def apply(self, kp2d_gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Add MediaPipe-like noise to (B, 21, 2) projected keypoints."""
@@ -42,18 +43,35 @@ class NoiseModel:
         r = (self.mean + z * s[:, None]).reshape(b, 21, 2)
         return (kp2d_gt + r * hand_size_px(kp2d_gt)[:, None, None]).astype(np.float32)
 
-    def offsets(self, kp2d: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    def offsets(self, kp2d: np.ndarray, n: int, rng: np.random.Generator, modes: int = 0) -> np.ndarray:
         """n zero-mean draws of MediaPipe's 2D error for one detected hand: (n, 21, 2) px.
 
         kp2d: (21, 2) the detection's keypoints (they set the hand's size). Zero-mean, because
         the detection is what we observed: the draws say how far the truth may lie from it.
+        modes > 0 draws only along the covariance's leading principal modes (whole fingers
+        shifting together), rescaled to the full covariance's total variance: each draw is then
+        a plausible hand rather than per-joint roughness, so the best of N draws comes nearer the
+        truth while the cloud keeps its size (issue 10). 0 uses the full covariance.
         """
-        if self._chol is None:
-            self._chol = np.linalg.cholesky(self.cov + 1e-9 * np.eye(42))
-        z = rng.standard_normal((n, 42)) @ self._chol.T
+        z = rng.standard_normal((n, 42)) @ self._draw_matrix(modes)
         s = np.interp(rng.random(n), np.linspace(0, 1, len(self.scale_quantiles)), self.scale_quantiles)
         size = float(hand_size_px(np.asarray(kp2d, np.float64)[None])[0])
         return (z * s[:, None]).reshape(n, 21, 2) * size
+
+    def _draw_matrix(self, modes: int) -> np.ndarray:
+        """(42, 42) M with standard-normal z @ M distributed as the (mode-limited) noise."""
+        if modes <= 0 or modes >= 42:
+            if self._chol is None:
+                self._chol = np.linalg.cholesky(self.cov + 1e-9 * np.eye(42))
+            return self._chol.T
+        if modes not in self._modes:
+            variances, vectors = np.linalg.eigh(self.cov)
+            top = np.argsort(variances)[::-1][:modes]
+            keep = np.sqrt(variances.sum() / variances[top].sum())
+            matrix = np.zeros((42, 42))
+            matrix[:modes] = (np.sqrt(np.maximum(variances[top], 0.0)) * keep)[:, None] * vectors[:, top].T
+            self._modes[modes] = matrix
+        return self._modes[modes]
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
