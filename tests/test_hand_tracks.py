@@ -83,3 +83,40 @@ def test_masked_second_pass_on_the_two_thumbs_photo_adds_no_copy_of_the_found_ha
     masked = masked_hands(rgb, found)
     x0, y0 = found[0].keypoints_2d.min(axis=0).astype(int) + 2
     assert (masked[y0, x0] == rgb.reshape(-1, 3).mean(axis=0).astype(np.uint8)).all()
+
+
+def test_on_video_a_one_hand_graph_follows_one_hand_and_the_full_graph_searches_every_few_frames():
+    """MediaPipe's palm detector runs on every frame while it tracks fewer hands than allowed; the
+    detector keeps that search to every `search_every` frames, and lets the full graph track
+    once it has found every hand."""
+    from handviz.pipeline.detector import HandDetector
+
+    with HandDetector(max_hands=2, search_every=4) as detector:
+        used: list[str] = []
+        second_hand_from, second_hand_until = 9, 15  # frames where a second hand is in view
+
+        def run(graph: object, rgb: np.ndarray) -> list[Detection]:
+            full = graph is detector._hands
+            used.append("full" if full else "one")
+            frame = len(used) - 1
+            if full and second_hand_from <= frame < second_hand_until:
+                return [hand(100, 100), hand(400, 100, label="Left")]
+            return [hand(100, 100)]
+
+        detector._run = run  # type: ignore[method-assign]
+        rgb = np.zeros((480, 640, 3), np.uint8)
+        counts = [len(detector.detect(rgb)) for _ in range(18)]
+    # a search on the first frame, then every 4th frame; from the first search that finds both
+    # hands (frame 12) on, the full graph tracks them; when one leaves (frame 15), the one-hand
+    # graph follows the other again
+    search = ["full", "one", "one", "one"]
+    assert used == search * 3 + ["full", "full", "full", "full", "one", "one"], used
+    assert counts == [1] * 12 + [2, 2, 2] + [1] * 3
+
+
+def test_photos_and_one_hand_detectors_use_a_single_graph():
+    from handviz.pipeline.detector import HandDetector
+
+    for kwargs in (dict(max_hands=2, static=True), dict(max_hands=1), dict(max_hands=2, search_every=1)):
+        with HandDetector(**kwargs) as detector:
+            assert detector._one_hand is None, kwargs

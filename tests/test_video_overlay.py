@@ -46,3 +46,25 @@ def test_frames_are_scaled_to_the_widget_off_the_gui_thread_with_their_aspect():
     assert fit_image(frame, (1280, 480)).shape == (480, 640, 3)  # height-bound: already fits
     assert fit_image(frame, (1280, 960)).shape == (960, 1280, 3)
     assert fit_image(frame, None) is frame
+
+
+def test_the_overlay_painted_into_the_scaled_frame_lies_where_the_full_size_one_does():
+    """prepare() scales the frame first and paints the mesh into the small image (with K scaled
+    alike): its coloured pixels must be those of the full-size painting, scaled."""
+    from handviz.app.video_view import fit_image, paint_mesh_overlay, scaled_intrinsics
+    from handviz.types import HandEstimate
+
+    asset = load_hand_asset()
+    K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
+    verts = asset.vertices - asset.vertices.mean(axis=0) + [40.0, -20.0, 400.0]
+    zeros = np.zeros((21, 3), np.float32)
+    hand = HandEstimate("Right", 1.0, zeros[:, :2], zeros, zeros[None], zeros[:, 0], verts.astype(np.float32), zeros)
+    frame = np.full((480, 640, 3), 30, np.uint8)
+    full = fit_image(paint_mesh_overlay(frame, [hand], asset.faces, K), (417, 604))
+    small = fit_image(frame, (417, 604))
+    Ks = scaled_intrinsics(K, (640, 480), (small.shape[1], small.shape[0]))
+    got = paint_mesh_overlay(small, [hand], asset.faces, Ks)
+    assert got.shape == full.shape == (313, 417, 3)
+    painted_full, painted_small = full.max(-1) > 60, got.max(-1) > 60
+    iou = np.count_nonzero(painted_full & painted_small) / np.count_nonzero(painted_full | painted_small)
+    assert np.count_nonzero(painted_small) > 2000 and iou > 0.93, iou

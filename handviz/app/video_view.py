@@ -1,9 +1,10 @@
 """The camera image with each hand's 2D keypoints, bones and (optionally) its projected mesh.
 
-The mesh overlay is painted into a copy of the frame with OpenCV (the triangles filled into a
-mask around the hand, then a blend), about 5 ms per hand, and the frame is scaled to the widget
-there too (cv2.resize on the worker thread instead of a smooth QPainter scale on the GUI thread);
-keypoints and bones are drawn with QPainter on top, scaled with the image.
+The frame is scaled to the widget first (cv2.resize on the worker thread instead of a smooth
+QPainter scale on the GUI thread), then the mesh overlay is painted into it with OpenCV (the
+triangles filled into a mask around the hand, then a blend): about 2.7 ms per frame for one hand
+in a 417-pixel-wide view against 4.0 ms when painted at the camera's size and then scaled.
+Keypoints and bones are drawn with QPainter on top, scaled with the image.
 """
 
 from __future__ import annotations
@@ -66,7 +67,17 @@ def paint_mesh_overlay(image: np.ndarray, hands: list[HandEstimate], faces: np.n
         colour = np.empty_like(roi)
         colour[:] = OVERLAY_RGB.get(hand.handedness, OVERLAY_RGB["Right"])
         blended = cv2.addWeighted(roi, 1 - OVERLAY_ALPHA, colour, OVERLAY_ALPHA, 0.0)
-        np.copyto(roi, blended, where=mask[..., None] > 0)
+        cv2.copyTo(blended, mask, roi)  # in place; numpy's copyto(where=) took 1 ms more
+    return out
+
+
+def scaled_intrinsics(K: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
+    """K (3, 3) of an image of from_size (width, height) px, for that image resized to to_size
+    (pixel centres map as cv2.resize maps them)."""
+    sx, sy = to_size[0] / from_size[0], to_size[1] / from_size[1]
+    out = np.array(K, np.float64)
+    out[0, 0], out[0, 2] = K[0, 0] * sx, (K[0, 2] + 0.5) * sx - 0.5
+    out[1, 1], out[1, 2] = K[1, 1] * sy, (K[1, 2] + 0.5) * sy - 0.5
     return out
 
 
@@ -113,13 +124,16 @@ class VideoView(QWidget):
 
     def prepare(self, result: FrameResult) -> np.ndarray:
         """The frame with the mesh overlay painted in, when the overlay is on, scaled to the
-        widget. Thread-safe: the result bridge calls it on the worker thread, so the ~4 ms of
-        painting per hand and the scaling stay off the GUI thread's frame budget."""
+        widget. Thread-safe: the result bridge calls it on the worker thread, so the scaling and
+        the painting stay off the GUI thread's frame budget."""
         faces = self.faces
-        image = result.frame.image
+        frame = result.frame.image
+        image = fit_image(frame, self._fit)
         if self.show_overlay and faces is not None and result.hands:
-            image = paint_mesh_overlay(image, result.hands, faces, np.asarray(result.intrinsics, np.float64))
-        return fit_image(image, self._fit)
+            K = scaled_intrinsics(np.asarray(result.intrinsics, np.float64), (frame.shape[1], frame.shape[0]),
+                                  (image.shape[1], image.shape[0]))
+            image = paint_mesh_overlay(image, result.hands, faces, K)
+        return image
 
     def show_result(self, result: FrameResult, prepared: np.ndarray | None = None) -> None:
         """Show a result; prepared: what prepare(result) gave (None: paint it here)."""

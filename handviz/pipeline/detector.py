@@ -5,6 +5,11 @@ report the true hand for the image as given (`mirrored=False`: a plain camera or
 Duplicates of one hand are suppressed, and on video (static=False) each hand keeps its
 handedness from frame to frame (hand_tracks.py). `second_pass=True` looks again with the
 hands found so far masked out, for a hand MediaPipe's palm detector missed next to another.
+
+On video, MediaPipe runs its palm detector on every frame while it tracks fewer hands than it
+may find (12 of its 21 ms per frame here, with one hand in view and two allowed). So while one
+hand is tracked, a one-hand graph follows it (10 ms) and the full graph looks for more hands
+only every `search_every` frames; once it finds them all, it tracks them itself.
 """
 
 from __future__ import annotations
@@ -23,11 +28,16 @@ log = logging.getLogger(__name__)
 _SWAP = {"Left": "Right", "Right": "Left"}
 #: The second pass masks each found hand's keypoint box grown by this fraction on every side.
 MASK_MARGIN = 0.2
+#: On video, how often (in frames) the full graph looks for more hands than are tracked: at 30
+#: frames/s a hand that comes into view is found within a sixth of a second.
+SEARCH_EVERY = 5
 
 
 class HandDetector:
     """Find up to `max_hands` hands; `static=True` treats every image independently (photos,
-    synthetic labelling), `static=False` lets MediaPipe track across video frames (faster)."""
+    synthetic labelling), `static=False` lets MediaPipe track across video frames (faster).
+    search_every: on video, look for more hands than are tracked every this many frames (1:
+    every frame, MediaPipe's own behaviour)."""
 
     def __init__(
         self,
@@ -38,6 +48,7 @@ class HandDetector:
         min_confidence: float = 0.5,
         crop_size: int = CROP_SIZE,
         second_pass: bool = False,
+        search_every: int = SEARCH_EVERY,
     ) -> None:
         import mediapipe as mp  # heavy import, kept local so `handviz --help` stays fast
 
@@ -52,6 +63,14 @@ class HandDetector:
             min_detection_confidence=min_confidence,
             min_tracking_confidence=min_confidence,
         )
+        self._one_hand = None  # video: follows one hand without looking for more
+        if not static and max_hands > 1 and search_every > 1:
+            self._one_hand = mp.solutions.hands.Hands(
+                static_image_mode=False, max_num_hands=1, model_complexity=model_complexity,
+                min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
+        self.search_every = search_every
+        self._since_search = search_every - 1  # the first frame looks for every hand
+        self._full_tracks_all = False  # the full graph found max_hands hands last time: it tracks them
         self._second = None
         if second_pass:  # its own graph: a still image, one hand, no tracking state shared
             self._second = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=1,
@@ -63,7 +82,9 @@ class HandDetector:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
         rgb = np.ascontiguousarray(rgb)
-        detections = suppress_duplicates(self._run(self._hands, rgb))
+        detections = suppress_duplicates(self._run(self._video_graph(), rgb))
+        if self._one_hand is not None:
+            self._full_tracks_all = self._since_search == 0 and len(detections) >= self.max_hands
         if self._second is not None and 0 < len(detections) < self.max_hands:
             masked = masked_hands(rgb, detections)
             found = [d for d in self._run(self._second, masked) if not any(same_hand(d, k) for k in detections)]
@@ -73,6 +94,15 @@ class HandDetector:
         if self._tracker is not None:
             detections = self._tracker.update(detections)
         return detections
+
+    def _video_graph(self) -> object:
+        """The graph for this frame: the full one when it tracks every hand it may find or when a
+        search is due (then `_since_search` is 0), else the one-hand graph."""
+        if self._one_hand is None or self._full_tracks_all or self._since_search + 1 >= self.search_every:
+            self._since_search = 0
+            return self._hands
+        self._since_search += 1
+        return self._one_hand
 
     def _run(self, hands: object, rgb: np.ndarray) -> list[Detection]:
         """One MediaPipe graph over rgb: every hand it reports, labelled with the true hand."""
@@ -106,6 +136,8 @@ class HandDetector:
 
     def close(self) -> None:
         self._hands.close()
+        if self._one_hand is not None:
+            self._one_hand.close()
         if self._second is not None:
             self._second.close()
 
