@@ -87,31 +87,39 @@ def test_masked_second_pass_on_the_two_thumbs_photo_adds_no_copy_of_the_found_ha
 
 def test_on_video_a_one_hand_graph_follows_one_hand_and_the_full_graph_searches_every_few_frames():
     """MediaPipe's palm detector runs on every frame while it tracks fewer hands than allowed; the
-    detector keeps that search to every `search_every` frames, and lets the full graph track
-    once it has found every hand."""
+    detector keeps that search to every `search_every` frames, keeps the followed hand's landmarks
+    from the one-hand graph on a search frame (no shake), and lets the full graph track once it
+    has found every hand."""
     from handviz.pipeline.detector import HandDetector
 
+    followed, other = hand(100, 100), hand(400, 100, label="Left")
     with HandDetector(max_hands=2, search_every=4) as detector:
-        used: list[str] = []
-        second_hand_from, second_hand_until = 9, 15  # frames where a second hand is in view
+        calls: list[tuple[int, str]] = []
+        frame = [0]
+        second_hand_in_view = range(9, 15)
 
         def run(graph: object, rgb: np.ndarray) -> list[Detection]:
             full = graph is detector._hands
-            used.append("full" if full else "one")
-            frame = len(used) - 1
-            if full and second_hand_from <= frame < second_hand_until:
-                return [hand(100, 100), hand(400, 100, label="Left")]
-            return [hand(100, 100)]
+            calls.append((frame[0], "full" if full else "one"))
+            if not full:
+                return [followed]
+            seen = [hand(102, 101)]  # the full graph's own landmarks of the followed hand differ a little
+            return seen + [other] if frame[0] in second_hand_in_view else seen
 
         detector._run = run  # type: ignore[method-assign]
         rgb = np.zeros((480, 640, 3), np.uint8)
-        counts = [len(detector.detect(rgb)) for _ in range(18)]
-    # a search on the first frame, then every 4th frame; from the first search that finds both
-    # hands (frame 12) on, the full graph tracks them; when one leaves (frame 15), the one-hand
-    # graph follows the other again
-    search = ["full", "one", "one", "one"]
-    assert used == search * 3 + ["full", "full", "full", "full", "one", "one"], used
-    assert counts == [1] * 12 + [2, 2, 2] + [1] * 3
+        results = []
+        for frame[0] in range(18):
+            results.append(detector.detect(rgb))
+    by_frame = {f: [g for k, g in calls if k == f] for f in range(18)}
+    # searches on frames 0, 4, 8 (both graphs); the one on frame 12 finds the second hand, and the
+    # full graph tracks both until one leaves (frame 15); then the one-hand graph follows again
+    for f in range(12):
+        assert by_frame[f] == (["one", "full"] if f % 4 == 0 else ["one"]), (f, by_frame[f])
+    assert [by_frame[f] for f in range(12, 18)] == [["one", "full"]] + [["full"]] * 3 + [["one"]] * 2
+    assert [len(r) for r in results] == [1] * 12 + [2] * 3 + [1] * 3
+    # the followed hand keeps the one-hand graph's landmarks on the search frames that find nothing new
+    assert all(np.array_equal(results[f][0].keypoints_2d, followed.keypoints_2d) for f in (0, 4, 8))
 
 
 def test_photos_and_one_hand_detectors_use_a_single_graph():

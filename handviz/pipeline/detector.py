@@ -7,9 +7,11 @@ handedness from frame to frame (hand_tracks.py). `second_pass=True` looks again 
 hands found so far masked out, for a hand MediaPipe's palm detector missed next to another.
 
 On video, MediaPipe runs its palm detector on every frame while it tracks fewer hands than it
-may find (12 of its 21 ms per frame here, with one hand in view and two allowed). So while one
-hand is tracked, a one-hand graph follows it (10 ms) and the full graph looks for more hands
-only every `search_every` frames; once it finds them all, it tracks them itself.
+may find (12 of its 21 ms per frame here, with one hand in view and two allowed). So while fewer
+hands are tracked, a one-hand graph follows one (10 ms per frame), and every `search_every`
+frames the full graph also looks at the frame and adds the hands it finds that are new (the
+followed hand keeps the one-hand graph's landmarks: switching graphs on a search frame shook
+it, still-clip jitter 2.5 -> 3.4 mm). Once every hand is found, the full graph tracks them all.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ _SWAP = {"Left": "Right", "Right": "Left"}
 #: The second pass masks each found hand's keypoint box grown by this fraction on every side.
 MASK_MARGIN = 0.2
 #: On video, how often (in frames) the full graph looks for more hands than are tracked: at 30
-#: frames/s a hand that comes into view is found within a sixth of a second.
-SEARCH_EVERY = 5
+#: frames/s a hand that comes into view is found within a third of a second. A search frame runs
+#: both graphs (31 ms here); every 5 frames, bench --app's median latency was 54-58 ms, every
+#: 10 frames 42-51 ms.
+SEARCH_EVERY = 10
 
 
 class HandDetector:
@@ -82,9 +86,8 @@ class HandDetector:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
         rgb = np.ascontiguousarray(rgb)
-        detections = suppress_duplicates(self._run(self._video_graph(), rgb))
-        if self._one_hand is not None:
-            self._full_tracks_all = self._since_search == 0 and len(detections) >= self.max_hands
+        detections = self._video_detections(rgb) if self._one_hand is not None else \
+            suppress_duplicates(self._run(self._hands, rgb))
         if self._second is not None and 0 < len(detections) < self.max_hands:
             masked = masked_hands(rgb, detections)
             found = [d for d in self._run(self._second, masked) if not any(same_hand(d, k) for k in detections)]
@@ -95,14 +98,25 @@ class HandDetector:
             detections = self._tracker.update(detections)
         return detections
 
-    def _video_graph(self) -> object:
-        """The graph for this frame: the full one when it tracks every hand it may find or when a
-        search is due (then `_since_search` is 0), else the one-hand graph."""
-        if self._one_hand is None or self._full_tracks_all or self._since_search + 1 >= self.search_every:
+    def _video_detections(self, rgb: np.ndarray) -> list[Detection]:
+        """One video frame through the one-hand graph, or the full graph when it tracks every hand;
+        a search with the full graph when one is due (see the module's docstring)."""
+        if self._full_tracks_all:
+            found = suppress_duplicates(self._run(self._hands, rgb))
+            self._full_tracks_all = len(found) >= self.max_hands
             self._since_search = 0
-            return self._hands
+            return found
+        detections = suppress_duplicates(self._run(self._one_hand, rgb))
         self._since_search += 1
-        return self._one_hand
+        if self._since_search < self.search_every:
+            return detections
+        self._since_search = 0
+        found = suppress_duplicates(self._run(self._hands, rgb))
+        new = [d for d in found if not any(same_hand(d, k) for k in detections)]
+        if new and len(detections) + len(new) >= self.max_hands:
+            self._full_tracks_all = True  # it found every hand: it tracks them from the next frame
+            return found
+        return detections + new
 
     def _run(self, hands: object, rgb: np.ndarray) -> list[Detection]:
         """One MediaPipe graph over rgb: every hand it reports, labelled with the true hand."""
