@@ -15,6 +15,7 @@ from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 from pyvistaqt import QtInteractor
 
+from handviz.app.render_threads import lower_software_gl_priority
 from handviz.scene.hand_scene import HandScene
 from handviz.types import HandEstimate
 
@@ -42,8 +43,12 @@ class HandViewport(QWidget):
         #: Called after every finished render (the window counts displayed frames with it).
         self.on_rendered: Callable[[], None] | None = None
         self._observer = self.plotter.ren_win.AddObserver("EndEvent", self._rendered)
+        self._first_render_done = False
 
     def _rendered(self, *_: object) -> None:
+        if not self._first_render_done:  # the GL context, and any software rasteriser, exist now
+            self._first_render_done = True
+            lower_software_gl_priority()
         if self.on_rendered is not None:
             self.on_rendered()
 

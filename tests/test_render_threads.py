@@ -1,0 +1,46 @@
+"""The software rasteriser's threads yield to the tracking threads (app/render_threads.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from handviz.app.render_threads import lower_software_gl_priority
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread names and nice values via /proc")
+
+
+def test_only_threads_with_the_rasteriser_name_become_nicer():
+    ready, done = threading.Event(), threading.Event()
+    tids: dict[str, int] = {}
+
+    def worker(name: str) -> None:
+        tid = threading.get_native_id()
+        Path(f"/proc/self/task/{tid}/comm").write_text(name)
+        tids[name] = tid
+        if len(tids) == 2:
+            ready.set()
+        done.wait(5)
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in ("llvmpipe-0", "handviz-detect")]
+    for t in threads:
+        t.start()
+    try:
+        assert ready.wait(5)
+        before = {name: os.getpriority(os.PRIO_PROCESS, tid) for name, tid in tids.items()}
+        assert lower_software_gl_priority(step=3) == 1
+        after = {name: os.getpriority(os.PRIO_PROCESS, tid) for name, tid in tids.items()}
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    assert after["llvmpipe-0"] == min(19, before["llvmpipe-0"] + 3)
+    assert after["handviz-detect"] == before["handviz-detect"]
+
+
+def test_no_proc_means_nothing_to_do(tmp_path):
+    assert lower_software_gl_priority(task_dir=tmp_path / "absent") == 0
