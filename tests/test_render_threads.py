@@ -14,7 +14,7 @@ from handviz.app.render_threads import lower_software_gl_priority
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread names and nice values via /proc")
 
 
-def test_only_threads_with_the_rasteriser_name_become_nicer():
+def test_only_threads_with_the_rasteriser_name_become_nicer_and_only_once():
     ready, done = threading.Event(), threading.Event()
     tids: dict[str, int] = {}
 
@@ -26,19 +26,21 @@ def test_only_threads_with_the_rasteriser_name_become_nicer():
             ready.set()
         done.wait(5)
 
-    threads = [threading.Thread(target=worker, args=(name,)) for name in ("llvmpipe-0", "handviz-detect")]
+    threads = [threading.Thread(target=worker, args=(name,)) for name in ("hvtest-gl-0", "handviz-detect")]
     for t in threads:
         t.start()
     try:
         assert ready.wait(5)
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
         before = {name: os.getpriority(os.PRIO_PROCESS, tid) for name, tid in tids.items()}
-        assert lower_software_gl_priority(step=3) == 1
+        assert lower_software_gl_priority(step=3, prefix="hvtest-gl") == 1
+        assert lower_software_gl_priority(step=3, prefix="hvtest-gl") == 1  # again: no further change
         after = {name: os.getpriority(os.PRIO_PROCESS, tid) for name, tid in tids.items()}
     finally:
         done.set()
         for t in threads:
             t.join()
-    assert after["llvmpipe-0"] == min(19, before["llvmpipe-0"] + 3)
+    assert after["hvtest-gl-0"] == min(19, mine + 3)
     assert after["handviz-detect"] == before["handviz-detect"]
 
 

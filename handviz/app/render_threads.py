@@ -24,21 +24,23 @@ SOFTWARE_GL_NICE_STEP = 5
 
 def lower_software_gl_priority(step: int = SOFTWARE_GL_NICE_STEP, task_dir: Path = Path("/proc/self/task"),
                                prefix: str = SOFTWARE_GL_THREAD_PREFIX) -> int:
-    """Raise the nice value of this process's software-GL threads by step; returns how many were
-    changed (0 where there are none, or no /proc: not Linux). Call once, after the first render
-    (the threads start with the GL context)."""
+    """Give this process's software-GL threads the calling thread's nice value plus step; returns
+    how many there were (0 where there are none, or no /proc: not Linux). Call after the first
+    render (the threads start with the GL context); calling again changes nothing more."""
     if not task_dir.is_dir():
         return 0
-    changed = 0
+    target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + step)  # 0: the calling thread
+    found = 0
     for task in task_dir.iterdir():
         try:
             if not (task / "comm").read_text().startswith(prefix):
                 continue
             tid = int(task.name)
-            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + step))
-            changed += 1
+            if os.getpriority(os.PRIO_PROCESS, tid) < target:
+                os.setpriority(os.PRIO_PROCESS, tid, target)
+            found += 1
         except (OSError, ValueError):  # the thread ended meanwhile, or the system refuses: keep going
             continue
-    if changed:
-        log.info("software OpenGL: %d rasteriser thread(s) made nicer by %d", changed, step)
-    return changed
+    if found:
+        log.info("software OpenGL: %d rasteriser thread(s) at nice %d", found, target)
+    return found
