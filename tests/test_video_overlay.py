@@ -51,7 +51,8 @@ def test_frames_are_scaled_to_the_widget_off_the_gui_thread_with_their_aspect():
 def test_the_overlay_painted_into_the_scaled_frame_lies_where_the_full_size_one_does():
     """prepare() scales the frame first and paints the mesh into the small image (with K scaled
     alike): its coloured pixels must be those of the full-size painting, scaled."""
-    from handviz.app.video_view import fit_image, paint_mesh_overlay, scaled_intrinsics
+    from handviz.app.video_view import fit_image, paint_mesh_overlay
+    from handviz.pipeline.intrinsics import rescale_intrinsics
     from handviz.types import HandEstimate
 
     asset = load_hand_asset()
@@ -62,7 +63,7 @@ def test_the_overlay_painted_into_the_scaled_frame_lies_where_the_full_size_one_
     frame = np.full((480, 640, 3), 30, np.uint8)
     full = fit_image(paint_mesh_overlay(frame, [hand], asset.faces, K), (417, 604))
     small = fit_image(frame, (417, 604))
-    Ks = scaled_intrinsics(K, (640, 480), (small.shape[1], small.shape[0]))
+    Ks = rescale_intrinsics(K, (640, 480), (small.shape[1], small.shape[0]))
     got = paint_mesh_overlay(small, [hand], asset.faces, Ks)
     assert got.shape == full.shape == (313, 417, 3)
     painted_full, painted_small = full.max(-1) > 60, got.max(-1) > 60

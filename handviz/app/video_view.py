@@ -16,6 +16,8 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from handviz.geometry import project
+from handviz.io.video import scale_to
+from handviz.pipeline.intrinsics import rescale_intrinsics
 from handviz.types import BONES, Detection, FrameResult, HandEstimate
 
 HAND_QCOLOURS = {"Right": QColor(238, 158, 115), "Left": QColor(115, 173, 238)}
@@ -71,16 +73,6 @@ def paint_mesh_overlay(image: np.ndarray, hands: list[HandEstimate], faces: np.n
     return out
 
 
-def scaled_intrinsics(K: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
-    """K (3, 3) of an image of from_size (width, height) px, for that image resized to to_size
-    (pixel centres map as cv2.resize maps them)."""
-    sx, sy = to_size[0] / from_size[0], to_size[1] / from_size[1]
-    out = np.array(K, np.float64)
-    out[0, 0], out[0, 2] = K[0, 0] * sx, (K[0, 2] + 0.5) * sx - 0.5
-    out[1, 1], out[1, 2] = K[1, 1] * sy, (K[1, 2] + 0.5) * sy - 0.5
-    return out
-
-
 def fit_image(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     """image scaled to fit within size (width, height) px, aspect kept, as VideoView draws it
     (INTER_AREA when shrinking: sharp and cheap); unchanged when size is None or it already fits."""
@@ -89,9 +81,7 @@ def fit_image(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     ih, iw = image.shape[:2]
     s = min(size[0] / iw, size[1] / ih)
     w, h = max(1, round(iw * s)), max(1, round(ih * s))
-    if (w, h) == (iw, ih):
-        return image
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    return image if (w, h) == (iw, ih) else scale_to(image, (w, h))
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:
@@ -130,8 +120,8 @@ class VideoView(QWidget):
         frame = result.frame.image
         image = fit_image(frame, self._fit)
         if self.show_overlay and faces is not None and result.hands:
-            K = scaled_intrinsics(np.asarray(result.intrinsics, np.float64), (frame.shape[1], frame.shape[0]),
-                                  (image.shape[1], image.shape[0]))
+            K = rescale_intrinsics(result.intrinsics, (frame.shape[1], frame.shape[0]),
+                                   (image.shape[1], image.shape[0]))
             image = paint_mesh_overlay(image, result.hands, faces, K)
         return image
 

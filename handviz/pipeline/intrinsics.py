@@ -88,12 +88,17 @@ class Calibration:
 
     def for_size(self, width: int, height: int) -> np.ndarray:
         """K rescaled to a frame of width x height (a camera delivering a different resolution)."""
-        K = np.array(self.K, dtype=np.float64, copy=True)
-        if self.width and self.height and (self.width, self.height) != (width, height):
-            sx, sy = width / self.width, height / self.height
-            K[0, :] *= sx
-            K[1, :] *= sy
-        return K
+        if self.width and self.height:
+            return rescale_intrinsics(self.K, (self.width, self.height), (width, height))
+        return np.array(self.K, dtype=np.float64, copy=True)
+
+
+def rescale_intrinsics(K: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]) -> np.ndarray:
+    """K (3, 3) of a from_size (width, height) image, for that image resized to to_size."""
+    out = np.array(K, dtype=np.float64, copy=True)
+    out[0, :] *= to_size[0] / from_size[0]
+    out[1, :] *= to_size[1] / from_size[1]
+    return out
 
 
 def load_intrinsics(path: str | Path) -> Calibration:
