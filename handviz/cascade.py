@@ -19,7 +19,7 @@ import torch
 
 from handviz.diffusion.sampling import mean_mesh_latent, sample_joints
 from handviz.diffusion.weights import check_cascade_compatible, load_mesh_models, load_stage1
-from handviz.features import JOINT_SCALE_MM, keypoint_condition, solve_root_translation
+from handviz.features import JOINT_SCALE_MM, OBSERVATION_COND_DIM, keypoint_condition, solve_root_translation
 from handviz.limits import HYPOTHESES_DEFAULT, HYPOTHESES_MAX, HYPOTHESES_MIN, check_in_range
 from handviz.paths import weights_dir as resolve_weights_dir
 from handviz.posterior import PosteriorConfig, posterior_hypotheses
@@ -79,11 +79,18 @@ class Cascade:
         self._device = device
         self.config = config or {}
         #: Whether image features are used when predict() is not told (the shipped default).
-        self.use_image_default = bool(self.config.get("use_image_default", True))
+        #: Whether the crop encoder ever saw a crop: a stage 1 trained on keypoint-only rows
+        #: (the shipped one since issue 10) has an untrained encoder, so crops are never used.
+        self.has_image_features = int(self.config.get("stage1", {}).get("with_crops", 1)) > 0
+        self.use_image_default = bool(self.config.get("use_image_default", True)) and self.has_image_features
         #: Whether stage 1 sees MediaPipe's world landmarks and z. On real photos it is better
         #: without them (issue 10: the net learned render-only corrections); they are fused after
         #: sampling instead (see handviz.posterior).
         self.condition_on_mediapipe_3d = bool(self.config.get("condition_on_mediapipe_3d", False))
+        #: A stage 1 trained with simulated MediaPipe 3D (handviz.train.observations) takes its
+        #: expected error as an input: how far to trust MediaPipe's world landmarks and z.
+        self.takes_observation_error = getattr(joint_denoiser, "cond_dim", None) == OBSERVATION_COND_DIM
+        self.observation_error_mm = float(self.config.get("observation_error_mm", 15.0))
         self.posterior = PosteriorConfig.from_dict(self.config.get("posterior"))
         self._keypoint_noise = None
         #: Pulls the stage-2 mesh onto the fused joints (None: no template, or snapping is off).
@@ -150,7 +157,10 @@ class Cascade:
             mirrored.append(left)
         kp2d, world, kp_z = np.stack(kps), np.stack(worlds), np.stack(zs).astype(np.float32)
         Kb = np.repeat(np.asarray(K, np.float32)[None], len(kps), axis=0)
-        if self.condition_on_mediapipe_3d:
+        if self.takes_observation_error:
+            error = np.full(len(kps), self.observation_error_mm, np.float32)
+            cond = keypoint_condition(kp2d, Kb, kp_z, world, error)
+        elif self.condition_on_mediapipe_3d:
             cond = keypoint_condition(kp2d, Kb, kp_z, world)
         else:
             cond = keypoint_condition(kp2d, Kb)
@@ -192,7 +202,7 @@ class Cascade:
         if not detections:
             return []
         check_in_range("n_hypotheses", n_hypotheses, HYPOTHESES_MIN, HYPOTHESES_MAX)
-        use_image = self.use_image_default if use_image is None else use_image
+        use_image = (self.use_image_default if use_image is None else use_image) and self.has_image_features
         batch = self._inputs(detections, K, use_image)
         gen = None
         if seed is not None:

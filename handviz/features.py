@@ -17,6 +17,11 @@ CROP_SIZE = 64
 CROP_PAD = 1.5
 #: Length of the keypoint condition vector (see keypoint_condition).
 COND_DIM = 21 * 2 + 21 + 21 * 3
+#: ...plus one input: the expected error of MediaPipe's 3D (stage 1 trained with simulated
+#: observations, handviz.train.observations).
+OBSERVATION_COND_DIM = COND_DIM + 1
+#: observation_error_mm is divided by this before the net sees it.
+OBSERVATION_ERROR_SCALE_MM = 10.0
 
 
 def normalize_keypoints(kp2d: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,12 +42,15 @@ def normalize_keypoints(kp2d: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np
 
 
 def keypoint_condition(
-    kp2d: np.ndarray, K: np.ndarray, kp_z: np.ndarray | None = None, world: np.ndarray | None = None
+    kp2d: np.ndarray, K: np.ndarray, kp_z: np.ndarray | None = None, world: np.ndarray | None = None,
+    observation_error_mm: np.ndarray | None = None,
 ) -> np.ndarray:
     """The stage-1 condition vector (B, COND_DIM) from MediaPipe's outputs.
 
     kp2d: (B, 21, 2) px; K: (B, 3, 3); kp_z: (B, 21) MediaPipe relative depth in the same pixel
     units as x (or None -> zeros); world: (B, 21, 3) mm MediaPipe world landmarks (or None -> zeros).
+    observation_error_mm: (B,) the expected RMS error of world/kp_z; given, the vector is
+    (B, OBSERVATION_COND_DIM), for a stage 1 trained with simulated observations.
     """
     norm, scale = normalize_keypoints(kp2d, K)
     B = norm.shape[0]
@@ -57,7 +65,10 @@ def keypoint_condition(
     else:
         w = np.asarray(world, np.float32)
         w = (w - w[:, :1]) / JOINT_SCALE_MM
-    return np.concatenate([norm.reshape(B, -1), z, w.reshape(B, -1)], axis=1).astype(np.float32)
+    parts = [norm.reshape(B, -1), z, w.reshape(B, -1)]
+    if observation_error_mm is not None:
+        parts.append(np.asarray(observation_error_mm, np.float32).reshape(B, 1) / OBSERVATION_ERROR_SCALE_MM)
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 def mirror_keypoints(kp2d: np.ndarray, width: int) -> np.ndarray:

@@ -112,6 +112,9 @@ def test_bench_json_shape(monkeypatch, capsys):
     pipe = report["pipeline"]
     assert pipe["fps"] > 0 and pipe["mediapipe_only_fps"] > 0
     assert pipe["ratio"] == pytest.approx(pipe["fps"] / pipe["mediapipe_only_fps"], rel=0.01)
+    threaded = report["threaded_pipeline"]
+    assert threaded["frames"] == 6 + threaded["warmup_results"] and threaded["results"] == threaded["frames"]
+    assert threaded["ratio"] == pytest.approx(threaded["fps"] / threaded["mediapipe_only_fps"], rel=0.01)
     assert "X display" in report["app"]["skipped"]
     assert "skipping the app measurement" in err
 

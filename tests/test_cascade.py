@@ -129,3 +129,22 @@ def test_live_frames_draw_the_same_noise_so_a_still_hand_stays_still(cascade, sy
     rel = lambda e: e.joints_3d - e.joints_3d[0]  # noqa: E731
     wobble = np.abs(rel(moved) - rel(first)).mean()
     assert wobble < 0.5 * np.abs(rel(fresh) - rel(first)).mean(), wobble
+
+
+def test_an_encoder_that_never_saw_a_crop_is_never_used(cascade, synthetic):
+    """Weights trained on keypoint-only rows record with_crops 0: asking for image features then
+    gives exactly the keypoints-only estimate instead of feeding an untrained encoder."""
+    d, keep = synthetic
+    det = _det(d, keep[0])
+    assert det.crop is not None
+    trained = cascade.has_image_features
+    try:
+        cascade.has_image_features = False
+        a = cascade.predict([det], d["K"][keep[0]], use_image=True, seed=0)[0]
+        b = cascade.predict([det], d["K"][keep[0]], use_image=False, seed=0)[0]
+        np.testing.assert_array_equal(a.joints_3d, b.joints_3d)
+        cascade.has_image_features = True
+        c = cascade.predict([det], d["K"][keep[0]], use_image=True, seed=0)[0]
+        assert not np.array_equal(c.joint_hypotheses, b.joint_hypotheses)  # the crop does reach the net
+    finally:
+        cascade.has_image_features = trained

@@ -137,6 +137,38 @@ def test_autoencoder_beats_its_pca_start_and_ldm_trains(shards: Path, tmp_path: 
     assert ae.num_verts == FAKE_VERTS and ldm.latent_dim == 6
 
 
+def test_stage1_with_simulated_observations_feeds_the_ldm_and_the_cascade(shards: Path, tmp_path: Path) -> None:
+    """A stage 1 trained with MediaPipe-like 3D takes its error size as input everywhere it runs:
+    validation, the mesh LDM's training, and the cascade (from cascade.json's observation_error_mm)."""
+    from handviz.cascade import Cascade
+    from handviz.features import OBSERVATION_COND_DIM, OBSERVATION_ERROR_SCALE_MM
+    from handviz.geometry import project
+    from handviz.types import Detection
+
+    m = train_stage1(_stage1_cfg(shards, tmp_path, 30, bone_variation=True, observation_prob=0.75))
+    assert np.isfinite(m["noimg_mpjpe_mean_mm"])
+    enc, den, _ = load_stage1(tmp_path)
+    assert den.cond_dim == OBSERVATION_COND_DIM
+    train_autoencoder(AutoencoderConfig(data=str(shards), out=str(tmp_path), batch=64, latent_dim=6, pca_dim=9,
+                                        hidden=32, loop=LoopConfig(steps=5, lr=1e-3, warmup_steps=1, val_every=5)))
+    train_mesh_ldm(MeshLDMConfig(data=str(shards), out=str(tmp_path), batch=48, hidden=32, blocks=1, val_hypotheses=4,
+                                 loop=LoopConfig(steps=6, lr=1e-3, warmup_steps=1, val_every=6)))
+    ae, ldm, _ = load_mesh_models(tmp_path)
+    cascade = Cascade(enc, den, ae, ldm, np.zeros((0, 3), np.int64), torch.device("cpu"),
+                      {"use_image_default": False, "observation_error_mm": 12.0})
+    assert cascade.takes_observation_error
+    K = np.array([[300.0, 0, 160], [0, 300, 120], [0, 0, 1]])
+    joints = np.random.default_rng(0).normal(0, 30, (21, 3)) + [0, 0, 500]
+    det = Detection(keypoints_2d=project(joints, K).astype(np.float32), world_3d=(joints - joints.mean(0)).astype(np.float32),
+                    handedness="Right", score=1.0, keypoints_z=np.zeros(21, np.float32))
+    batch = cascade._inputs([det], K, use_image=False)
+    assert batch.cond.shape == (1, OBSERVATION_COND_DIM)
+    assert float(batch.cond[0, -1]) == pytest.approx(12.0 / OBSERVATION_ERROR_SCALE_MM)
+    assert float(batch.cond[0, 63:-1].abs().sum()) > 0  # MediaPipe's world landmarks are in it
+    (est,) = cascade.predict([det], K, n_hypotheses=4, seed=0)
+    assert np.isfinite(est.joints_3d).all() and est.vertices.shape == (FAKE_VERTS, 3)
+
+
 def test_fitted_regressor_recovers_a_linear_map() -> None:
     rng = np.random.default_rng(0)
     verts = rng.normal(size=(300, 50, 3))

@@ -48,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--latent-dim", type=int, default=48, help="autoencoder: mesh latent size (default 48)")
     p.add_argument("--hidden", type=int, default=256, help="denoisers: MLP width (default 256)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
+    p.add_argument("--bone-variation", action="store_true",
+                   help="stage1: vary bone lengths around the published finger proportions (issue 10)")
+    p.add_argument("--observations", type=float, default=0.0, metavar="P",
+                   help="stage1: give a share P of rows MediaPipe-like 3D made from the truth with a random "
+                   "error size, and the net that size as an input (0: none, the condition has no 3D)")
     p.add_argument("--json", action="store_true", help="print the final metrics of each stage as JSON")
     p.set_defaults(func=run)
 
@@ -66,7 +71,8 @@ def stage_config(stage: str, args: argparse.Namespace):
                   out=str(args.out), batch=args.batch, seed=args.seed, device=args.device, resume=args.resume,
                   max_samples=args.max_samples, init=None if args.init is None else str(args.init), loop=loop)
     if stage == "stage1":
-        return Stage1Config(**common, hidden=args.hidden)
+        return Stage1Config(**common, hidden=args.hidden, bone_variation=args.bone_variation,
+                            observation_prob=args.observations)
     if stage == "autoencoder":
         return AutoencoderConfig(**common, latent_dim=args.latent_dim)
     return MeshLDMConfig(**common, hidden=args.hidden, models=None if args.models is None else str(args.models))
@@ -82,6 +88,8 @@ def check_options(args: argparse.Namespace) -> None:
                           ("--hidden", args.hidden), ("--threads", args.threads)):
         check_at_least(option, value, 1)
     check_positive("--lr", args.lr)
+    if not 0.0 <= args.observations <= 1.0:
+        raise InputError(f"--observations {args.observations}: a share of rows, from 0 to 1")
     check_positive("--minutes", args.minutes)
     check_device(args.device, allow_auto=True)
     for option, folder in (("--data", args.data), ("--val-data", args.val_data)):

@@ -64,7 +64,8 @@ def score_predictions(joints: np.ndarray, hyps: np.ndarray, verts: np.ndarray,
 
 def evaluate_synthetic(cascade, n: int, seed: int, n_hypotheses: int = HYPOTHESES_DEFAULT, ddim_steps: int = 1,
                        data: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
-    """Score the cascade with and without image features, and MediaPipe's world landmarks."""
+    """Score the cascade with and without image features (when its crop encoder was trained),
+    and MediaPipe's world landmarks."""
     d = data if data is not None else make_synthetic_test_set(n, seed)
     idx = np.flatnonzero(d["detected"] & d["mp_right"])
     report: dict[str, Any] = {"n": int(len(d["detected"])), "scored": int(len(idx)),
@@ -74,6 +75,8 @@ def evaluate_synthetic(cascade, n: int, seed: int, n_hypotheses: int = HYPOTHESE
         raise RuntimeError("MediaPipe detected no right hand in the test renders; nothing to score")
     dets = detections_from_arrays(d, idx)
     modes = {"with_image": True, "keypoints_only": False}
+    if not cascade.has_image_features:
+        del modes["with_image"]
     order = sorted(modes, key=lambda m: modes[m] != cascade.use_image_default)  # shipped default first
     for mode in order:
         est = [cascade.predict([det], d["K"][i], n_hypotheses=n_hypotheses, ddim_steps=ddim_steps,

@@ -11,10 +11,12 @@ import numpy as np
 import torch
 
 from handviz.diffusion.nets import crops_to_tensor
+from handviz.features import JOINT_SCALE_MM
 from handviz.logs import InputError
 from handviz.train.augment import augment_crops
 from handviz.train.data import HandData, build_conditions, jitter_keypoints
 from handviz.train.loop import LoopConfig
+from handviz.train.observations import ObservationConfig, augment_keypoint_rows
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +55,31 @@ class KeypointBatch:
 def keypoint_batch(
     data: HandData, idx: np.ndarray, device: torch.device, rng: np.random.Generator | None = None,
     g: torch.Generator | None = None, jitter_prob: float = 0.0, jitter_frac: float = 0.0, augment: bool = False,
+    observations: ObservationConfig | None = None, mean_factors: dict[str, float] | None = None,
 ) -> KeypointBatch:
-    """Gather rows idx; with rng/g, jitter 2D keypoints and augment crops (training)."""
-    kp2d = data.kp2d[idx]
+    """Gather rows idx; with rng/g, jitter 2D keypoints and augment crops (training).
+
+    observations: vary bone lengths (training only) and replace MediaPipe's 3D by simulated
+    observations whose error size joins the condition (training and validation; validation
+    draws them from a generator seeded by the rows, so every evaluation sees the same ones).
+    """
+    kp2d, K, kp_z, world = data.kp2d[idx], data.K[idx], data.kp_z[idx], data.world[idx]
+    joints = data.joints[idx]
+    error = None
+    if observations is not None and (observations.bone_variation or observations.simulates):
+        training = rng is not None
+        cfg = observations if training else ObservationConfig(
+            observation_prob=observations.observation_prob, error_range_mm=observations.error_range_mm,
+            depth_factor=observations.depth_factor, z_correlation=observations.z_correlation)
+        draw = rng if training else np.random.default_rng(int(idx[0]) if len(idx) else 0)
+        cam = joints.astype(np.float64) * JOINT_SCALE_MM + data.root[idx][:, None]
+        cam, kp2d, z_sim, w_sim, err = augment_keypoint_rows(cam, kp2d, K, draw, cfg, mean_factors)
+        joints = ((cam - cam[:, :1]) / JOINT_SCALE_MM).astype(np.float32)
+        if observations.simulates:
+            kp_z, world, error = z_sim, w_sim, err
     if rng is not None and jitter_prob > 0:
         kp2d = jitter_keypoints(kp2d, rng, jitter_prob, jitter_frac)
-    cond = build_conditions(kp2d, data.K[idx], data.kp_z[idx], data.world[idx])
+    cond = build_conditions(kp2d, K, kp_z, world, error)
     has_crop = torch.zeros(len(idx), dtype=torch.bool, device=device)
     crops = None
     if data.crops is not None:
@@ -69,7 +90,7 @@ def keypoint_batch(
                 crops = augment_crops(crops, g)
     return KeypointBatch(
         cond=torch.from_numpy(cond).to(device),
-        joints=torch.from_numpy(data.joints[idx].reshape(len(idx), -1)).to(device),
+        joints=torch.from_numpy(np.ascontiguousarray(joints).reshape(len(idx), -1)).to(device),
         crops=crops, has_crop=has_crop,
     )
 

@@ -46,7 +46,8 @@ def list_shard_files(data_dir: str | Path) -> list[Path]:
 class HandData:
     """Samples in memory (numpy). joints/verts are root-relative / JOINT_SCALE_MM.
 
-    kp2d (M,21,2), K (M,3,3), kp_z (M,21), world (M,21,3): None unless 'keypoints' was asked;
+    kp2d (M,21,2), K (M,3,3), kp_z (M,21), world (M,21,3), root (M,3) mm (the wrist in the camera
+    frame, to re-project changed joints): None unless 'keypoints' was asked;
     joints (M,21,3); verts (M,V,3) or None; crops (M,64,64,3) uint8 or None; has_crop (M,) bool.
     """
 
@@ -55,6 +56,7 @@ class HandData:
     K: np.ndarray | None = None
     kp_z: np.ndarray | None = None
     world: np.ndarray | None = None
+    root: np.ndarray | None = None
     verts: np.ndarray | None = None
     crops: np.ndarray | None = None
     has_crop: np.ndarray | None = None
@@ -72,7 +74,7 @@ class HandData:
             return None if a is None else a[idx]
 
         return HandData(joints=self.joints[idx], kp2d=pick(self.kp2d), K=pick(self.K), kp_z=pick(self.kp_z),
-                        world=pick(self.world), verts=pick(self.verts), crops=pick(self.crops),
+                        world=pick(self.world), root=pick(self.root), verts=pick(self.verts), crops=pick(self.crops),
                         has_crop=pick(self.has_crop), sources=list(self.sources))
 
 
@@ -145,6 +147,7 @@ def load_hand_data(
     if "keypoints" in parts:
         data.kp2d, data.K = cat["kp2d"].astype(np.float32), cat["K"].astype(np.float32)
         data.kp_z, data.world = cat["kp_z"].astype(np.float32), cat["mp_world"].astype(np.float32)
+        data.root = root[:, 0].astype(np.float32)
     if "verts" in parts:
         data.verts = ((cat["verts"].astype(np.float32) - root) / JOINT_SCALE_MM).astype(np.float32)
     if "crops" in parts:
@@ -193,17 +196,21 @@ def load_train_val(
     return train, val
 
 
-def build_conditions(kp2d: np.ndarray, K: np.ndarray, kp_z: np.ndarray, world: np.ndarray) -> np.ndarray:
+def build_conditions(kp2d: np.ndarray, K: np.ndarray, kp_z: np.ndarray, world: np.ndarray,
+                     observation_error_mm: np.ndarray | None = None) -> np.ndarray:
     """keypoint_condition for a batch that may mix keypoint-only rows (NaN depth/world) with
-    MediaPipe rows. kp2d (B,21,2), K (B,3,3), kp_z (B,21), world (B,21,3) -> (B, COND_DIM)."""
-    out = np.empty((len(kp2d), COND_DIM), np.float32)
+    MediaPipe rows. kp2d (B,21,2), K (B,3,3), kp_z (B,21), world (B,21,3) -> (B, COND_DIM), or
+    (B, COND_DIM + 1) with observation_error_mm (B,)."""
+    extra = observation_error_mm is not None
+    out = np.empty((len(kp2d), COND_DIM + int(extra)), np.float32)
     z_ok = np.isfinite(kp_z).all(axis=1)
     w_ok = np.isfinite(world).all(axis=(1, 2))
     for zk in (True, False):
         for wk in (True, False):
             m = (z_ok == zk) & (w_ok == wk)
             if m.any():
-                out[m] = keypoint_condition(kp2d[m], K[m], kp_z[m] if zk else None, world[m] if wk else None)
+                out[m] = keypoint_condition(kp2d[m], K[m], kp_z[m] if zk else None, world[m] if wk else None,
+                                            observation_error_mm[m] if extra else None)
     return out
 
 

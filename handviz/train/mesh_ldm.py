@@ -23,7 +23,7 @@ from handviz.diffusion.nets import LatentDenoiser, MeshAutoencoder, count_parame
 from handviz.diffusion.sampling import sample_joints, sample_mesh_latents
 from handviz.diffusion.weights import MESH_AE, MESH_LDM, STAGE1, load_stage1, load_weights, save_weights
 from handviz.eval import metrics as M
-from handviz.features import JOINT_SCALE_MM
+from handviz.features import JOINT_SCALE_MM, OBSERVATION_COND_DIM
 from handviz.train.common import (
     RunConfig, data_record, file_digest, image_features, image_keep_mask, init_from_weights, joint_stats,
     keypoint_batch, set_threads_for_world,
@@ -32,6 +32,7 @@ from handviz.train.data import BatchOrder, DataError, HandData, load_train_val
 from handviz.train.distributed import setup_distributed
 from handviz.train.loop import Trainer, step_rngs
 from handviz.train.losses import energy_score, joint_distance, x0_mse
+from handviz.train.observations import ObservationConfig
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,15 @@ class MeshLDMConfig(RunConfig):
     val_hypotheses: int = 8
 
 
+def stage1_observations(den) -> ObservationConfig | None:
+    """What a stage 1 trained with simulated MediaPipe 3D needs in its condition (None: nothing).
+
+    Bone lengths stay as they are: the targets here are the shard's own meshes."""
+    if den.cond_dim != OBSERVATION_COND_DIM:
+        return None
+    return ObservationConfig(observation_prob=1.0)
+
+
 @torch.no_grad()
 def encode_targets(ae: MeshAutoencoder, verts: np.ndarray, chunk: int = 1024) -> torch.Tensor:
     """Ground-truth latents (M, d) of (M, V, 3) meshes, computed once (the AE is frozen)."""
@@ -69,7 +79,8 @@ def mesh_ldm_loss(
     rng: np.random.Generator, g: torch.Generator, cfg: MeshLDMConfig,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     dev = z_all.device
-    batch = keypoint_batch(data, idx, dev, rng, g, cfg.kp_jitter_prob, cfg.kp_jitter_frac, cfg.augment)
+    batch = keypoint_batch(data, idx, dev, rng, g, cfg.kp_jitter_prob, cfg.kp_jitter_frac, cfg.augment,
+                           stage1_observations(den))
     B = len(idx)
     T = ldm.schedule.num_train_timesteps
     keep = image_keep_mask(batch, cfg.image_dropout, g)
@@ -108,7 +119,7 @@ def evaluate_mesh_ldm(
     acc: dict[str, list[np.ndarray]] = {k: [] for k in ("cascade_v", "cascade_pa", "cons", "gt_v", "gt_cons", "spread")}
     for s in range(0, len(val), chunk):
         idx = np.arange(s, min(s + chunk, len(val)))
-        batch = keypoint_batch(val, idx, dev)
+        batch = keypoint_batch(val, idx, dev, observations=stage1_observations(den))
         feat = image_features(enc, batch, batch.has_crop, enc.feat_dim)
         keep = batch.has_crop
         B = len(idx)

@@ -20,7 +20,7 @@ from handviz.diffusion.nets import CropEncoder, JointDenoiser, count_parameters
 from handviz.diffusion.sampling import sample_joints
 from handviz.diffusion.weights import STAGE1, save_weights
 from handviz.eval import metrics as M
-from handviz.features import JOINT_SCALE_MM
+from handviz.features import COND_DIM, JOINT_SCALE_MM, OBSERVATION_COND_DIM
 from handviz.limits import HYPOTHESES_DEFAULT
 from handviz.train.common import (
     KeypointBatch,
@@ -36,6 +36,7 @@ from handviz.train.common import (
 from handviz.train.data import BatchOrder, HandData, load_train_val
 from handviz.train.distributed import setup_distributed
 from handviz.train.loop import Trainer, step_rngs
+from handviz.train.observations import ObservationConfig, proportion_factors
 from handviz.train.losses import energy_score, x0_mse
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,36 @@ class Stage1Config(RunConfig):
     kp_jitter_frac: float = 0.02
     augment: bool = True
     val_hypotheses: int = HYPOTHESES_DEFAULT
+    #: Vary bone lengths around the published proportions (handviz.train.observations).
+    bone_variation: bool = False
+    bone_sd: float = 0.06
+    #: Share of rows given simulated MediaPipe 3D with an error size drawn from
+    #: [observation_error_min_mm, observation_error_max_mm]; > 0 adds that size to the condition.
+    observation_prob: float = 0.0
+    observation_error_min_mm: float = 2.0
+    observation_error_max_mm: float = 35.0
+
+    def observations(self) -> ObservationConfig:
+        return ObservationConfig(bone_variation=self.bone_variation, bone_sd=self.bone_sd,
+                                 observation_prob=self.observation_prob,
+                                 error_range_mm=(self.observation_error_min_mm, self.observation_error_max_mm))
 
 
 def make_stage1_nets(cfg: Stage1Config) -> tuple[CropEncoder, JointDenoiser]:
     enc = CropEncoder(width=cfg.enc_width, feat_dim=cfg.feat_dim)
-    den = JointDenoiser(img_dim=cfg.feat_dim, hidden=cfg.hidden, blocks=cfg.blocks, beta_schedule=cfg.beta_schedule)
+    cond_dim = OBSERVATION_COND_DIM if cfg.observation_prob > 0 else COND_DIM
+    den = JointDenoiser(cond_dim=cond_dim, img_dim=cfg.feat_dim, hidden=cfg.hidden, blocks=cfg.blocks,
+                        beta_schedule=cfg.beta_schedule)
     return enc, den
+
+
+def stage1_mean_factors(cfg: Stage1Config) -> dict[str, float] | None:
+    """Per-finger factors towards the published proportions (None when bones are not varied)."""
+    if not cfg.bone_variation:
+        return None
+    from handviz.hand.asset import load_hand_asset
+
+    return proportion_factors(load_hand_asset().rest_joints)
 
 
 def stage1_loss(
@@ -111,7 +136,7 @@ def hypothesis_metrics(hyps_mm: np.ndarray, gt_mm: np.ndarray) -> dict[str, floa
 @torch.no_grad()
 def evaluate_stage1(
     enc: CropEncoder, den: JointDenoiser, val: HandData, n_hypotheses: int = HYPOTHESES_DEFAULT, steps: int = 1, seed: int = 0,
-    chunk: int = 256,
+    chunk: int = 256, observations: ObservationConfig | None = None,
 ) -> dict[str, Any]:
     """Sample N hypotheses for every validation hand, with the crop ('img_*', rows that have one)
     and without ('noimg_*', all rows). Metrics in mm, root-relative."""
@@ -122,7 +147,7 @@ def evaluate_stage1(
         hyps, gts = [], []
         for s in range(0, len(val), chunk):
             idx = np.arange(s, min(s + chunk, len(val)))
-            batch = keypoint_batch(val, idx, dev)
+            batch = keypoint_batch(val, idx, dev, observations=observations)
             if mode == "img":
                 if batch.crops is None:
                     continue
@@ -163,14 +188,17 @@ def train_stage1(cfg: Stage1Config) -> dict[str, Any]:
         log.info("stage1: %d train / %d val hands, %d params", len(train), len(val),
                  count_parameters(enc) + count_parameters(den))
 
+    observations, factors = cfg.observations(), stage1_mean_factors(cfg)
+
     def step_fn(step: int):
         rng, g = step_rngs(cfg.seed, ctx.rank, step, ctx.device)
         batch = keypoint_batch(train, order.indices(step), ctx.device, rng, g, cfg.kp_jitter_prob,
-                               cfg.kp_jitter_frac, cfg.augment)
+                               cfg.kp_jitter_frac, cfg.augment, observations, factors)
         return stage1_loss(enc, den, batch, g, cfg)
 
     def val_fn(ema):
-        return evaluate_stage1(ema["crop_encoder"], ema["joint_denoiser"], val, cfg.val_hypotheses, seed=cfg.seed)
+        return evaluate_stage1(ema["crop_encoder"], ema["joint_denoiser"], val, cfg.val_hypotheses, seed=cfg.seed,
+                               observations=observations)
 
     t0 = time.perf_counter()
     metrics = trainer.run(step_fn, val_fn)
@@ -178,7 +206,8 @@ def train_stage1(cfg: Stage1Config) -> dict[str, Any]:
         ema = trainer.ema.shadow
         final = dict(metrics)
         final.update({f"ddim4_{k}": v for k, v in evaluate_stage1(
-            ema["crop_encoder"], ema["joint_denoiser"], val, cfg.val_hypotheses, steps=4, seed=cfg.seed).items()
+            ema["crop_encoder"], ema["joint_denoiser"], val, cfg.val_hypotheses, steps=4, seed=cfg.seed,
+            observations=observations).items()
             if k.endswith(("mpjpe_mean_mm", "spread_mm"))})
         save_weights(cfg.out, STAGE1, ema, {
             "params": {k: count_parameters(m) for k, m in ema.items()},
