@@ -110,3 +110,33 @@ def test_rows_without_an_observation_are_left_out_of_the_condition(rest) -> None
     assert cond.shape == (B, OBSERVATION_COND_DIM) and OBSERVATION_COND_DIM == COND_DIM + 1
     np.testing.assert_allclose(cond[:, -1], error / OBSERVATION_ERROR_SCALE_MM, rtol=1e-6)
     assert np.all(cond[~seen, 42:-1] == 0.0) and np.all(np.abs(cond[seen, 63:-1]).sum(1) > 0)
+
+
+def test_rows_mediapipe_labelled_keep_their_bones(rest) -> None:
+    rng = np.random.default_rng(6)
+    B = 50
+    joints = np.repeat(rest[None] + [0, 0, 450.0], B, axis=0)
+    K = np.repeat(np.array([[[400.0, 0, 160], [0, 400, 120], [0, 0, 1]]]), B, axis=0)
+    kp2d = project(joints, K[:, None]).reshape(B, 21, 2).astype(np.float32) + 1.5
+    vary = np.arange(B) % 2 == 0
+    cam, kp, *_ = augment_keypoint_rows(joints, kp2d, K, rng, ObservationConfig(bone_variation=True), vary_rows=vary)
+    np.testing.assert_array_equal(cam[~vary], joints[~vary].astype(np.float32))
+    np.testing.assert_array_equal(kp[~vary], kp2d[~vary])
+    assert np.all(np.abs(cam[vary] - joints[vary]).max(axis=(1, 2)) > 0.1)
+
+
+def test_mixed_batches_keep_the_asked_share_and_are_reproducible() -> None:
+    from handviz.train.data import DataError, MixedBatchOrder
+
+    group = np.zeros(1000, bool)
+    group[:37] = True  # a few labelled renders among many keypoint-only rows
+    order = MixedBatchOrder(group, batch=64, share=0.5, seed=3)
+    seen = set()
+    for step in range(10):
+        idx = order.indices(step)
+        assert len(idx) == 64 and len(set(idx)) == 64 and group[idx].sum() == 32
+        seen.update(idx[group[idx]].tolist())
+        np.testing.assert_array_equal(idx, MixedBatchOrder(group, 64, 0.5, seed=3).indices(step))
+    assert seen == set(range(37))  # each small-group row comes round, epoch by epoch
+    with pytest.raises(DataError, match="needs both"):
+        MixedBatchOrder(np.zeros(10, bool), batch=4, share=0.5)

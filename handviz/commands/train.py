@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--observations", type=float, default=0.0, metavar="P",
                    help="stage1: give a share P of rows MediaPipe-like 3D made from the truth with a random "
                    "error size, and the net that size as an input (0: none, the condition has no 3D)")
+    p.add_argument("--mediapipe-share", type=float, default=None, metavar="S",
+                   help="stage1: draw a share S of every batch from rows MediaPipe labelled on renders "
+                   "(default: all rows alike)")
     p.add_argument("--json", action="store_true", help="print the final metrics of each stage as JSON")
     p.set_defaults(func=run)
 
@@ -72,7 +75,7 @@ def stage_config(stage: str, args: argparse.Namespace):
                   max_samples=args.max_samples, init=None if args.init is None else str(args.init), loop=loop)
     if stage == "stage1":
         return Stage1Config(**common, hidden=args.hidden, bone_variation=args.bone_variation,
-                            observation_prob=args.observations)
+                            observation_prob=args.observations, mediapipe_share=args.mediapipe_share)
     if stage == "autoencoder":
         return AutoencoderConfig(**common, latent_dim=args.latent_dim)
     return MeshLDMConfig(**common, hidden=args.hidden, models=None if args.models is None else str(args.models))
@@ -90,6 +93,8 @@ def check_options(args: argparse.Namespace) -> None:
     check_positive("--lr", args.lr)
     if not 0.0 <= args.observations <= 1.0:
         raise InputError(f"--observations {args.observations}: a share of rows, from 0 to 1")
+    if args.mediapipe_share is not None and not 0.0 < args.mediapipe_share < 1.0:
+        raise InputError(f"--mediapipe-share {args.mediapipe_share}: a share of each batch, between 0 and 1")
     check_positive("--minutes", args.minutes)
     check_device(args.device, allow_auto=True)
     for option, folder in (("--data", args.data), ("--val-data", args.val_data)):

@@ -59,7 +59,8 @@ def keypoint_batch(
 ) -> KeypointBatch:
     """Gather rows idx; with rng/g, jitter 2D keypoints and augment crops (training).
 
-    observations: vary bone lengths (training only) and replace MediaPipe's 3D by simulated
+    observations: vary bone lengths (training only; keypoint-only rows: a render's MediaPipe
+    keypoints belong to the hand it shows) and replace MediaPipe's 3D by simulated
     observations whose error size joins the condition (training and validation; validation
     draws them from a generator seeded by the rows, so every evaluation sees the same ones).
     """
@@ -73,7 +74,8 @@ def keypoint_batch(
             depth_factor=observations.depth_factor, z_correlation=observations.z_correlation)
         draw = rng if training else np.random.default_rng(int(idx[0]) if len(idx) else 0)
         cam = joints.astype(np.float64) * JOINT_SCALE_MM + data.root[idx][:, None]
-        cam, kp2d, z_sim, w_sim, err = augment_keypoint_rows(cam, kp2d, K, draw, cfg, mean_factors)
+        keypoint_only = ~np.isfinite(world).all(axis=(1, 2))  # rows MediaPipe did not label
+        cam, kp2d, z_sim, w_sim, err = augment_keypoint_rows(cam, kp2d, K, draw, cfg, mean_factors, keypoint_only)
         joints = ((cam - cam[:, :1]) / JOINT_SCALE_MM).astype(np.float32)
         if observations.simulates:
             kp_z, world, error = z_sim, w_sim, err

@@ -258,3 +258,36 @@ class BatchOrder:
         while True:
             yield self.indices(step)
             step += 1
+
+
+@dataclass
+class MixedBatchOrder:
+    """Batches with a fixed share of rows from one group (rows MediaPipe labelled on renders, say),
+    whatever the groups' sizes: a small set of real MediaPipe errors is not drowned by a large
+    keypoint-only one.
+
+    Each group keeps its own BatchOrder (epoch-shuffled, rank-strided), so step s of rank r is
+    still a pure function of (seed, s, r) and a resumed run sees the same batches.
+    """
+
+    group: np.ndarray  # (M,) bool
+    batch: int
+    share: float
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.share < 1.0:
+            raise DataError(f"a batch share of {self.share} leaves one group out; choose between 0 and 1")
+        self._inside = np.flatnonzero(self.group)
+        self._outside = np.flatnonzero(~np.asarray(self.group, bool))
+        if len(self._inside) == 0 or len(self._outside) == 0:
+            raise DataError(f"cannot mix {len(self._inside)} rows of one kind with {len(self._outside)} of the "
+                            "other; the data needs both (MediaPipe-labelled render shards and keypoint-only ones)")
+        n_in = min(max(1, round(self.batch * self.share)), self.batch - 1)
+        self._a = BatchOrder(len(self._inside), n_in, self.seed, self.rank, self.world_size)
+        self._b = BatchOrder(len(self._outside), self.batch - n_in, self.seed + 1, self.rank, self.world_size)
+
+    def indices(self, step: int) -> np.ndarray:
+        return np.sort(np.concatenate([self._inside[self._a.indices(step)], self._outside[self._b.indices(step)]]))

@@ -147,16 +147,23 @@ def simulate_observations(joints: np.ndarray, K: np.ndarray, error_mm: np.ndarra
 
 
 def augment_keypoint_rows(joints_cam: np.ndarray, kp2d: np.ndarray, K: np.ndarray, rng: np.random.Generator,
-                          cfg: ObservationConfig, mean_factors: dict[str, float] | None = None):
+                          cfg: ObservationConfig, mean_factors: dict[str, float] | None = None,
+                          vary_rows: np.ndarray | None = None):
     """One batch: (joints_cam, kp2d, kp_z, world, error_mm) after the configured changes.
 
+    vary_rows: (B,) bool, the rows whose bones may change (None: all). Rows whose keypoints
+    MediaPipe found on a render keep their hand: their 2D error belongs to that image.
     Rows without a simulated observation get NaN world/z (left out of the condition) and error 0.
     """
     J = np.asarray(joints_cam, np.float64)
+    kp2d = np.array(kp2d, np.float32, copy=True)
     if cfg.bone_variation:
-        varied = vary_bone_lengths(J, rng, cfg.bone_sd, mean_factors if cfg.published_proportions else None)
-        kp2d = reproject_with_error(varied, J, kp2d, K)
-        J = varied
+        rows = np.ones(len(J), bool) if vary_rows is None else np.asarray(vary_rows, bool)
+        if rows.any():
+            J = J.copy()
+            varied = vary_bone_lengths(J[rows], rng, cfg.bone_sd, mean_factors if cfg.published_proportions else None)
+            kp2d[rows] = reproject_with_error(varied, J[rows], kp2d[rows], K[rows])
+            J[rows] = varied
     B = J.shape[0]
     world = np.full((B, 21, 3), np.nan, np.float32)
     kp_z = np.full((B, 21), np.nan, np.float32)

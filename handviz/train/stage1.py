@@ -33,7 +33,7 @@ from handviz.train.common import (
     keypoint_batch,
     set_threads_for_world,
 )
-from handviz.train.data import BatchOrder, HandData, load_train_val
+from handviz.train.data import BatchOrder, HandData, MixedBatchOrder, load_train_val
 from handviz.train.distributed import setup_distributed
 from handviz.train.loop import Trainer, step_rngs
 from handviz.train.observations import ObservationConfig, proportion_factors
@@ -64,6 +64,8 @@ class Stage1Config(RunConfig):
     observation_prob: float = 0.0
     observation_error_min_mm: float = 2.0
     observation_error_max_mm: float = 35.0
+    #: Share of each batch drawn from rows MediaPipe labelled on renders (None: rows drawn alike).
+    mediapipe_share: float | None = None
 
     def observations(self) -> ObservationConfig:
         return ObservationConfig(bone_variation=self.bone_variation, bone_sd=self.bone_sd,
@@ -183,7 +185,11 @@ def train_stage1(cfg: Stage1Config) -> dict[str, Any]:
     arch = {"crop_encoder": enc.config(), "joint_denoiser": den.config()}
     trainer = Trainer(STAGE1, {"crop_encoder": enc, "joint_denoiser": den}, cfg.loop, cfg.out, ctx,
                       {"arch": arch}, resume=cfg.resume)
-    order = BatchOrder(len(train), cfg.batch, cfg.seed, ctx.rank, ctx.world_size)
+    if cfg.mediapipe_share is None:
+        order = BatchOrder(len(train), cfg.batch, cfg.seed, ctx.rank, ctx.world_size)
+    else:
+        labelled = np.isfinite(train.world).all(axis=(1, 2))
+        order = MixedBatchOrder(labelled, cfg.batch, cfg.mediapipe_share, cfg.seed, ctx.rank, ctx.world_size)
     if ctx.is_main:
         log.info("stage1: %d train / %d val hands, %d params", len(train), len(val),
                  count_parameters(enc) + count_parameters(den))
