@@ -23,11 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from handviz.data.noise_model import hand_size_px
 from handviz.eval.no_truth import FINGER_CHAINS, PUBLISHED_FINGER_MM, PUBLISHED_FINGER_SD_MM
 from handviz.geometry import project
-
-#: Parent of each joint in MediaPipe order (-1: the wrist).
-PARENTS = (-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19)
+from handviz.types import JOINT_PARENTS as PARENTS
 
 
 @dataclass(frozen=True)
@@ -97,18 +96,13 @@ def vary_bone_lengths(joints: np.ndarray, rng: np.random.Generator, bone_sd: flo
     return out
 
 
-def _rms_size_px(kp: np.ndarray) -> np.ndarray:
-    c = kp - kp.mean(axis=1, keepdims=True)
-    return np.sqrt((c**2).sum(-1).mean(-1))
-
-
 def reproject_with_error(new_joints: np.ndarray, old_joints: np.ndarray, kp2d: np.ndarray,
                          K: np.ndarray) -> np.ndarray:
     """Keypoints of new_joints carrying the row's 2D error (kp2d minus the old joints' projection),
     rescaled with the hand's 2D size (the noise model's error is a fraction of it)."""
     old = project(old_joints, K[:, None]).reshape(kp2d.shape)
     new = project(new_joints, K[:, None]).reshape(kp2d.shape)
-    ratio = _rms_size_px(new) / np.maximum(_rms_size_px(old), 1e-6)
+    ratio = hand_size_px(new) / np.maximum(hand_size_px(old), 1e-6)
     return (new + (kp2d - old) * ratio[:, None, None]).astype(np.float32)
 
 
