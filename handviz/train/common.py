@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -67,17 +67,15 @@ def keypoint_batch(
     kp2d, K, kp_z, world = data.kp2d[idx], data.K[idx], data.kp_z[idx], data.world[idx]
     joints = data.joints[idx]
     error = None
-    if observations is not None and (observations.bone_variation or observations.simulates):
-        training = rng is not None
-        cfg = observations if training else ObservationConfig(
-            observation_prob=observations.observation_prob, error_range_mm=observations.error_range_mm,
-            depth_factor=observations.depth_factor, z_correlation=observations.z_correlation)
+    training = rng is not None
+    cfg = observations if observations is None or training else replace(observations, bone_variation=False)
+    if cfg is not None and (cfg.bone_variation or cfg.simulates):
         draw = rng if training else np.random.default_rng(int(idx[0]) if len(idx) else 0)
         cam = joints.astype(np.float64) * JOINT_SCALE_MM + data.root[idx][:, None]
         keypoint_only = ~np.isfinite(world).all(axis=(1, 2))  # rows MediaPipe did not label
         cam, kp2d, z_sim, w_sim, err = augment_keypoint_rows(cam, kp2d, K, draw, cfg, mean_factors, keypoint_only)
         joints = ((cam - cam[:, :1]) / JOINT_SCALE_MM).astype(np.float32)
-        if observations.simulates:
+        if cfg.simulates:
             kp_z, world, error = z_sim, w_sim, err
     if rng is not None and jitter_prob > 0:
         kp2d = jitter_keypoints(kp2d, rng, jitter_prob, jitter_frac)

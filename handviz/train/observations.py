@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from handviz.data.noise_model import hand_size_px
-from handviz.eval.no_truth import FINGER_CHAINS, PUBLISHED_FINGER_MM, PUBLISHED_FINGER_SD_MM
+from handviz.eval.no_truth import FINGER_CHAINS, PUBLISHED_FINGER_MM, PUBLISHED_FINGER_SD_MM, finger_lengths
 from handviz.geometry import project
 from handviz.types import JOINT_PARENTS as PARENTS
 
@@ -55,15 +55,12 @@ class ObservationConfig:
         return self.observation_prob > 0
 
 
-def finger_of_joint() -> dict[int, str]:
-    """Joint index -> finger name for joints whose incoming bone lies in that finger (MCP onwards)."""
-    return {j: name for name, chain in FINGER_CHAINS.items() for j in chain[1:]}
+#: Joint index -> finger name, for joints whose incoming bone lies in that finger (MCP onwards).
+FINGER_OF_JOINT = {j: name for name, chain in FINGER_CHAINS.items() for j in chain[1:]}
 
 
 def proportion_factors(rest_joints: np.ndarray) -> dict[str, float]:
     """Per finger, the length factor that gives the rest hand the published finger/middle ratios."""
-    from handviz.eval.no_truth import finger_lengths
-
     lengths = finger_lengths(rest_joints)
     mid_pub = PUBLISHED_FINGER_MM["middle"]
     return {name: (PUBLISHED_FINGER_MM[name] / mid_pub) / (lengths[name] / lengths["middle"])
@@ -80,7 +77,6 @@ def vary_bone_lengths(joints: np.ndarray, rng: np.random.Generator, bone_sd: flo
     """
     J = np.asarray(joints, np.float64)
     B = J.shape[0]
-    fingers = finger_of_joint()
     names = list(FINGER_CHAINS)
     finger_draw = {n: 1.0 + rng.standard_normal(B) * finger_spread * PUBLISHED_FINGER_SD_MM[n] / PUBLISHED_FINGER_MM[n]
                    for n in names}
@@ -89,8 +85,8 @@ def vary_bone_lengths(joints: np.ndarray, rng: np.random.Generator, bone_sd: flo
     for j in range(1, 21):
         p = PARENTS[j]
         scale = bone_draw[:, j]
-        if j in fingers:
-            name = fingers[j]
+        if j in FINGER_OF_JOINT:
+            name = FINGER_OF_JOINT[j]
             scale = scale * finger_draw[name] * (mean_factors or {}).get(name, 1.0)
         out[:, j] = out[:, p] + (J[:, j] - J[:, p]) * scale[:, None]
     return out
