@@ -22,7 +22,7 @@ from handviz.diffusion.weights import check_cascade_compatible, load_mesh_models
 from handviz.features import JOINT_SCALE_MM, OBSERVATION_COND_DIM, keypoint_condition, solve_root_translation
 from handviz.limits import HYPOTHESES_DEFAULT, HYPOTHESES_MAX, HYPOTHESES_MIN, check_in_range
 from handviz.paths import weights_dir as resolve_weights_dir
-from handviz.posterior import PosteriorConfig, posterior_hypotheses
+from handviz.posterior import PosteriorConfig, hand_scales, posterior_hypotheses
 from handviz.types import Detection, HandEstimate
 
 log = logging.getLogger(__name__)
@@ -182,17 +182,22 @@ class Cascade:
         return self._keypoint_noise.offsets(kp2d, n, rng, self.posterior.keypoint_noise_modes) * scale
 
     def _posterior(self, joints: torch.Tensor, batch: _Batch, K: np.ndarray, n: int,
-                   seed: int | None) -> torch.Tensor:
-        """Stage-1 samples (B, N, 63) -> hypotheses on the keypoint rays, fused with MediaPipe's 3D."""
+                   seed: int | None) -> tuple[torch.Tensor, np.ndarray | None]:
+        """Stage-1 samples (B, N, 63) -> hypotheses on the keypoint rays, fused with MediaPipe's 3D,
+        and each hypothesis' size factor (B, N) about the camera (None: all at the estimate's)."""
         if not self.posterior.snap:
-            return joints
+            return joints, None
         rng = np.random.default_rng(seed) if seed is not None else self._rng
         hyps = joints.reshape(joints.shape[0], n, 21, 3).float().cpu().numpy() * JOINT_SCALE_MM
-        out = np.stack([
-            posterior_hypotheses(hyps[i], batch.kp2d[i], K, batch.world[i], self.posterior,
-                                 self._ray_noise(batch.kp2d[i], n, rng), batch.kp_z[i], rng)
-            for i in range(len(hyps))])
-        return torch.from_numpy((out / JOINT_SCALE_MM).reshape(joints.shape)).to(joints)
+        out, scales = [], []
+        for i in range(len(hyps)):
+            noise = self._ray_noise(batch.kp2d[i], n, rng)
+            scale = hand_scales(n, self.posterior.hand_scale_sd, rng)
+            out.append(posterior_hypotheses(hyps[i], batch.kp2d[i], K, batch.world[i], self.posterior,
+                                            noise, batch.kp_z[i], rng, scale))
+            scales.append(np.ones(n) if scale is None else scale)
+        joints = torch.from_numpy((np.stack(out) / JOINT_SCALE_MM).reshape(joints.shape)).to(joints)
+        return joints, np.stack(scales)
 
     @torch.inference_mode()
     def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = HYPOTHESES_DEFAULT,
@@ -209,7 +214,7 @@ class Cascade:
             gen = torch.Generator(device=self._device).manual_seed(seed)
         feat = self.crop_encoder(batch.crops) if batch.crops is not None else None
         joints = sample_joints(self.joint_denoiser, batch.cond, feat, n_hypotheses, ddim_steps, gen)
-        joints = self._posterior(joints, batch, np.asarray(K, np.float64), n_hypotheses, seed)
+        joints, scales = self._posterior(joints, batch, np.asarray(K, np.float64), n_hypotheses, seed)
         latents = mean_mesh_latent(self.latent_denoiser, joints, feat, ddim_steps)
         verts = self.mesh_ae.decode_mean(latents)  # (B, V, 3): the mesh of the aggregate hand
         if self._pull is not None:  # the mesh must sit on the keypoints too, not 1-2 mm beside them
@@ -218,17 +223,23 @@ class Cascade:
             verts = verts + torch.einsum("vj,bjc->bvc", self._pull.to(verts.dtype), residual)
         hyps = joints.reshape(joints.shape[0], n_hypotheses, 21, 3).float().cpu().numpy() * JOINT_SCALE_MM
         verts = verts.float().cpu().numpy() * JOINT_SCALE_MM
-        return [self._finish(d, batch.kp2d[i], batch.mirrored[i], hyps[i], verts[i], K)
+        return [self._finish(d, batch.kp2d[i], batch.mirrored[i], hyps[i], verts[i], K,
+                             None if scales is None else scales[i])
                 for i, d in enumerate(detections)]
 
     @staticmethod
     def _finish(det: Detection, kp2d: np.ndarray, mirrored: bool, hyps: np.ndarray, verts: np.ndarray,
-                K: np.ndarray) -> HandEstimate:
-        """Aggregate, place in the camera (root translation from 2D + K), mirror back if left."""
+                K: np.ndarray, scales: np.ndarray | None = None) -> HandEstimate:
+        """Aggregate, place in the camera (root translation from 2D + K), mirror back if left.
+
+        scales: (N,) each hypothesis' size factor (mean 1): a hypothesis scaled about the camera
+        has its wrist that much farther, so it still projects onto the keypoints.
+        """
         mean = hyps.mean(axis=0)
         spread = np.linalg.norm(hyps - mean, axis=-1).mean(axis=0)
         t = solve_root_translation(mean, kp2d, np.asarray(K, np.float32))
-        joints, hyps_cam, verts_cam = mean + t, hyps + t, verts + t
+        roots = t[None] if scales is None else np.asarray(scales, np.float32)[:, None] * t[None]  # (N or 1, 3)
+        joints, hyps_cam, verts_cam = mean + t, hyps + roots[:, None], verts + t
         if mirrored:
             flip = np.array([-1.0, 1.0, 1.0], np.float32)
             joints, hyps_cam, verts_cam = joints * flip, hyps_cam * flip, verts_cam * flip

@@ -44,6 +44,10 @@ class HandJoint(IntEnum):
 #: Parent of each joint in the kinematic tree (wrist is the root).
 JOINT_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19)
 
+#: Each digit's joints from its base on the palm to its tip (the thumb from its CMC).
+DIGIT_CHAINS: tuple[tuple[int, ...], ...] = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16),
+                                             (17, 18, 19, 20))
+
 #: Bones as (parent, child) pairs, for drawing skeletons.
 BONES: tuple[tuple[int, int], ...] = tuple((p, c) for c, p in enumerate(JOINT_PARENTS) if p >= 0)
 

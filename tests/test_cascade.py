@@ -1,5 +1,7 @@
 """The cascade with the shipped weights: shapes, hypotheses that differ, mirroring, placement."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -55,6 +57,31 @@ def test_estimate_is_a_hand_placed_on_the_image(cascade, synthetic):
         palm = np.linalg.norm(est.joints_3d[9] - est.joints_3d[0])
         assert 50 < palm < 140
         assert np.all(est.joints_3d[:, 2] > 0)
+
+
+@pytest.mark.parametrize("handedness", ["Right", "Left"])
+def test_every_hypothesis_projects_onto_the_keypoints_at_its_own_distance(cascade, synthetic, handedness):
+    """Issue 10, item 3: each hypothesis, not only the estimate, lies on the keypoints. The shipped
+    cloud varies each hypothesis' size and distance together (posterior.hand_scales), which the
+    image cannot tell apart; with MediaPipe's 2D jitter switched off, every hypothesis must still
+    project onto the keypoints."""
+    d, keep = synthetic
+    i = keep[0]
+    det = _det(d, i, handedness)
+    kp = det.keypoints_2d.astype(np.float64)
+    shipped = cascade.posterior
+    assert shipped.hand_scale_sd > 0
+    cascade.posterior = dataclasses.replace(shipped, keypoint_noise_scale=0.0)
+    try:
+        (est,) = cascade.predict([det], d["K"][i], n_hypotheses=32, seed=0)
+    finally:
+        cascade.posterior = shipped
+    size = np.ptp(kp, axis=0).max()
+    off = np.linalg.norm(project(est.joint_hypotheses.reshape(-1, 3), d["K"][i]).reshape(32, 21, 2) - kp, axis=-1)
+    assert np.median(off) < 0.03 * size and np.percentile(off, 95) < 0.06 * size
+    wrist_depth = est.joint_hypotheses[:, 0, 2]
+    assert wrist_depth.std() > 0.1 * est.joints_3d[0, 2]  # distances differ ...
+    assert abs(wrist_depth.mean() - est.joints_3d[0, 2]) < 1e-3 * est.joints_3d[0, 2]  # ... about the estimate's
 
 
 def test_left_hand_is_the_mirror_of_the_right(cascade, synthetic):

@@ -6,7 +6,8 @@ import pytest
 from handviz.features import solve_root_translation
 from handviz.geometry import project
 from handviz.posterior import (
-    PosteriorConfig, normalized_rays, posterior_hypotheses, root_translations, similarity_align, snap_to_rays,
+    PosteriorConfig, finger_depth_modes, hand_scales, normalized_rays, posterior_hypotheses, project_onto_modes,
+    root_translations, similarity_align, snap_to_rays,
 )
 
 K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
@@ -170,3 +171,56 @@ def test_world_landmarks_pull_joints_sideways_only_within_the_tolerance():
         assert np.median(off) <= tol * size + 0.5 and off.max() <= 1.5 * tol * size + 1.0  # px
         offsets[tol] = off[8]
     assert offsets[0.0] < 0.05 < offsets[0.015] < offsets[1.0]
+
+
+def test_finger_modes_keep_the_cloud_size_and_lie_along_whole_fingers():
+    """finger_modes: the depth deviations keep their total size, the estimate does not move, and
+    each hypothesis differs from the mean only by fingers leaning about their bases and the palm's
+    tilt (7 numbers instead of 20 wrist-relative depths)."""
+    hyps, kp, world = _setup(20.0)
+    free = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, keypoint_noise_scale=0.0)
+    modal = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, keypoint_noise_scale=0.0, finger_modes=True)
+    a = posterior_hypotheses(hyps, kp, K, world, free, rng=np.random.default_rng(5))
+    b = posterior_hypotheses(hyps, kp, K, world, modal, rng=np.random.default_rng(5))
+    assert np.allclose(a.mean(0), b.mean(0), atol=1e-6)
+    t = solve_root_translation(b.mean(0), kp, K.astype(np.float32))
+    depth_a = (a + t)[..., 2] - (a.mean(0) + t)[:, 2]
+    depth_b = (b + t)[..., 2] - (b.mean(0) + t)[:, 2]
+    depth_a, depth_b = depth_a - depth_a[:, :1], depth_b - depth_b[:, :1]  # wrist-relative
+    assert 0.8 < np.linalg.norm(depth_b) / np.linalg.norm(depth_a) < 1.25  # the size is kept
+    modes = finger_depth_modes(b.mean(0) + t)
+    assert modes.shape == (7, 21) and np.allclose(modes[:, 0], 0)
+    q, _ = np.linalg.qr(modes.T)
+    outside = depth_b - depth_b @ q @ q.T
+    assert np.linalg.norm(outside) < 0.05 * np.linalg.norm(depth_b)  # all along the modes
+    assert np.linalg.norm(depth_a - depth_a @ q @ q.T) > 0.3 * np.linalg.norm(depth_a)  # not so without
+
+
+def test_projection_onto_modes_keeps_the_total_size():
+    rng = np.random.default_rng(6)
+    modes = rng.normal(size=(3, 21))
+    dev = rng.normal(size=(10, 21))
+    out = project_onto_modes(dev, modes)
+    assert np.isclose((out**2).sum(), (dev**2).sum())
+    assert np.allclose(project_onto_modes(out, modes), out)  # already in the span: unchanged
+
+
+def test_hand_scales_have_mean_one_and_scaled_hypotheses_still_project_onto_their_rays():
+    """A hypothesis scaled about the camera, its wrist that much farther (as the cascade places
+    it), projects where it did: size and distance trade off, the image does not change."""
+    rng = np.random.default_rng(7)
+    assert hand_scales(32, 0.0, rng) is None and hand_scales(1, 0.2, rng) is None
+    scales = hand_scales(32, 0.2, rng)
+    assert np.isclose(scales.mean(), 1.0) and 0.1 < scales.std() < 0.3
+    hyps, kp, world = _setup(0.0)
+    cfg = PosteriorConfig(world_weight=0.0, image_z_weight=0.0, disagreement_scale=0.0, keypoint_noise_scale=0.0,
+                          sampler_spread_scale=0.0)
+    plain = posterior_hypotheses(hyps, kp, K, world, cfg)
+    scaled = posterior_hypotheses(hyps, kp, K, world, cfg, scales=scales)
+    assert np.allclose(plain.mean(0), scaled.mean(0), atol=1e-6)  # the estimate does not move
+    t = solve_root_translation(scaled.mean(0), kp, K.astype(np.float32))
+    cams = scaled + scales[:, None, None] * t
+    size = np.linalg.norm(kp.max(0) - kp.min(0))
+    assert np.abs(project(cams, K) - kp).max() < 0.01 * size
+    lengths = np.linalg.norm(scaled[:, 12] - scaled[:, 0], axis=-1) / np.linalg.norm(plain[:, 12] - plain[:, 0], axis=-1)
+    assert np.corrcoef(lengths, scales)[0, 1] > 0.99  # bigger hypotheses are bigger hands
