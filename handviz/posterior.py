@@ -14,7 +14,8 @@ well on real photos (measured in issue 10) are applied here, after sampling:
    along their differences, so the spread ranks the error instead of only the sampler's noise.
 3. **The shape of the cloud.** On real photos most of the aggregate's error is a whole finger
    leaning toward or away from the camera (issue 10: five such modes take the 6 real hands from
-   9.9 to 7.6 mm PA-MPJPE when fitted to the truth, five random depth modes only to 9.2 mm), and
+   9.9 to 7.2 mm PA-MPJPE when fitted to the truth, five random depth modes only to 8.8 mm;
+   handviz.eval.depth_modes), and
    the hand's size against its distance, which one image cannot tell apart. So the depth
    deviations are drawn along those few modes (``finger_depth_modes``) and each hypothesis is
    scaled about the camera (``hand_scales``): every hypothesis is still a plausible hand on its

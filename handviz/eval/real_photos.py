@@ -18,6 +18,7 @@ import numpy as np
 
 from handviz.data.real_sample import Sample
 from handviz.eval import metrics as M
+from handviz.eval.depth_modes import depth_fit_errors
 from handviz.eval.hands3d import match_detections
 from handviz.eval.no_truth import reprojection_error
 from handviz.geometry import project
@@ -52,7 +53,8 @@ def _median(rows: list[dict[str, Any]], key: str) -> float | None:
 
 _MEAN_KEYS = ("keypoint_error_px", "mediapipe_pa_mpjpe_mm", "mediapipe_mpjpe_mm", "cascade_pa_mpjpe_mm",
               "cascade_mpjpe_mm", "cascade_best_of_n_pa_mpjpe_mm", "cascade_root_error_mm",
-              "cascade_interval_coverage_90", "cascade_radius_coverage_90", "cascade_mean_spread_mm")
+              "cascade_interval_coverage_90", "cascade_radius_coverage_90", "cascade_mean_spread_mm",
+              "cascade_pa_mpjpe_finger_depth_fit_mm", "cascade_pa_mpjpe_depth_fit_mm")
 _MEDIAN_KEYS = ("cascade_reprojection_frac", "cascade_reprojection_px", "mesh_reprojection_frac",
                 "mesh_reprojection_px")
 
@@ -110,6 +112,10 @@ def _score_cascade(row: dict[str, Any], est: Any, gt: np.ndarray, K: np.ndarray)
     row["cascade_mpjpe_mm"] = _finite_or_none(M.mpjpe(joints, gt)[0])
     row["cascade_best_of_n_pa_mpjpe_mm"] = _finite_or_none(M.best_of_n(hyps[None], gt[None])[0])
     row["cascade_root_error_mm"] = _finite_or_none(np.linalg.norm(joints[0] - gt[0]))
+    if np.all(np.isfinite(joints)) and np.all(joints[:, 2] > 0):  # where the error is (depth_modes)
+        fits = depth_fit_errors(joints, gt)
+        row["cascade_pa_mpjpe_finger_depth_fit_mm"] = _finite_or_none(fits["finger_modes"])
+        row["cascade_pa_mpjpe_depth_fit_mm"] = _finite_or_none(fits["every_depth"])
     row["cascade_per_joint_pa_mm"] = np.round(M.joint_errors(joints[None], gt[None], align="procrustes")[0],
                                               2).tolist()
     row["cascade_mean_spread_mm"] = _finite_or_none(np.mean(np.asarray(est.joint_spread, np.float64)[1:]))
