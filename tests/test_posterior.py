@@ -1,5 +1,7 @@
 """Hypotheses on the keypoint rays, fused with MediaPipe's 3D (handviz.posterior): pure numpy checks."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -224,3 +226,33 @@ def test_hand_scales_have_mean_one_and_scaled_hypotheses_still_project_onto_thei
     assert np.abs(project(cams, K) - kp).max() < 0.01 * size
     lengths = np.linalg.norm(scaled[:, 12] - scaled[:, 0], axis=-1) / np.linalg.norm(plain[:, 12] - plain[:, 0], axis=-1)
     assert np.corrcoef(lengths, scales)[0, 1] > 0.99  # bigger hypotheses are bigger hands
+
+
+def test_blends_carry_only_the_depth_sources_disagreement():
+    """blend_fraction: the first share of hypotheses are blends of the depth sources only (no 2D
+    jitter, no sampler spread), so they differ from each other along the one direction in which
+    our depths and MediaPipe's disagree; the rest carry the noise in every direction."""
+    hyps, kp, world = _setup(20.0)
+    noise = np.random.default_rng(8).normal(0, 3, (32, 21, 2))
+    cfg = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, disagreement_scale=1.0, keypoint_noise_scale=1.0,
+                          blend_fraction=0.5)
+    post = posterior_hypotheses(hyps, kp, K, world, cfg, noise, rng=np.random.default_rng(9))
+    blends, rest = post[:16], post[16:]
+    s_blend = np.linalg.svd((blends - blends.mean(0)).reshape(16, -1), compute_uv=False)
+    s_rest = np.linalg.svd((rest - rest.mean(0)).reshape(16, -1), compute_uv=False)
+    assert s_blend[1] < 1e-6 * s_blend[0]  # one direction: the disagreement's
+    assert s_rest[1] > 0.1 * s_rest[0]
+    mixed = posterior_hypotheses(hyps, kp, K, world, dataclasses.replace(cfg, blend_fraction=0.0), noise,
+                                 rng=np.random.default_rng(9))
+    assert np.allclose(post.mean(0), mixed.mean(0), atol=1e-6)  # the estimate does not move
+
+
+def test_blend_spread_scale_sizes_the_blends_against_the_rest():
+    hyps, kp, world = _setup(20.0)
+    many = np.repeat(hyps, 12, axis=0)  # 384 hypotheses: the sizes are averages, not luck
+    cfg = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, disagreement_scale=1.0, keypoint_noise_scale=0.0,
+                          sampler_spread_scale=0.0, blend_fraction=0.5, blend_spread_scale=0.5)
+    post = posterior_hypotheses(many, kp, K, world, cfg, rng=np.random.default_rng(10))
+    depth = post[..., 2] - post[..., 2].mean(0)
+    ratio = np.sqrt((depth[:192] ** 2).mean() / (depth[192:] ** 2).mean())
+    assert 0.4 < ratio < 0.6, ratio
