@@ -271,8 +271,11 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     if cfg.finger_modes:  # wrist-relative: the cloud is of the wrist-relative hand
         depth_dev = project_onto_modes(depth_dev - depth_dev[:, :1],
                                        finger_depth_modes(on_rays(centre_depth, rays + pull)))
+    # Each kind's draws centred on the estimate, so the recentring below moves no hypothesis
+    # (a blend stays on its rays) by the other draws' chance mean.
+    depth_dev = _centred(_centred(depth_dev, blend), ~blend)
     noisy_rays = rays[None] if ray_noise_px is None else normalized_rays(
-        np.asarray(kp2d, np.float64)[None] + noise_gain[..., None] * ray_noise_px, K)
+        np.asarray(kp2d, np.float64)[None] + _centred(noise_gain[..., None] * ray_noise_px, ~blend), K)
     cam = on_rays(centre_depth[None] + depth_dev, noisy_rays + pull)
     if scales is not None:
         cam = cam * np.asarray(scales, np.float64)[:, None, None]
@@ -281,6 +284,16 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     # pull): the jitter and the disagreement widen the cloud, they must not move the estimate.
     centre = on_rays(centre_depth, rays + pull)
     return rel - rel.mean(axis=0) + (centre - centre[:1])
+
+
+def _centred(draws: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """draws (N, ...) with the selected rows' mean taken out and their size kept (x sqrt(m / (m - 1)))."""
+    m = int(rows.sum())
+    if m < 2:
+        return draws
+    out = np.array(draws, np.float64)
+    out[rows] = (out[rows] - out[rows].mean(axis=0)) * np.sqrt(m / (m - 1))
+    return out
 
 
 def _world_pull(snapped_mean: np.ndarray, rays: np.ndarray, world_aligned: np.ndarray | None,

@@ -70,14 +70,24 @@ def test_every_hypothesis_projects_onto_the_keypoints_at_its_own_distance(cascad
     det = _det(d, i, handedness)
     kp = det.keypoints_2d.astype(np.float64)
     shipped = cascade.posterior
-    assert shipped.hand_scale_sd > 0
+    assert shipped.hand_scale_sd > 0 and 0 < shipped.blend_fraction < 1
+    size = np.ptp(kp, axis=0).max()
+
+    def offsets(est):
+        return np.linalg.norm(project(est.joint_hypotheses.reshape(-1, 3), d["K"][i]).reshape(32, 21, 2) - kp, axis=-1)
+
+    # As shipped, the blends (the first hypotheses) carry no 2D jitter: they lie on the keypoints.
+    (est,) = cascade.predict([det], d["K"][i], n_hypotheses=32, seed=0)
+    blends = round(shipped.blend_fraction * 32)
+    off = offsets(est)
+    assert np.median(off[:blends]) < 0.03 * size and np.percentile(off[:blends], 95) < 0.06 * size
+    assert np.median(off[blends:]) > 2 * np.median(off[:blends])  # the rest are jittered
     cascade.posterior = dataclasses.replace(shipped, keypoint_noise_scale=0.0)
     try:
         (est,) = cascade.predict([det], d["K"][i], n_hypotheses=32, seed=0)
     finally:
         cascade.posterior = shipped
-    size = np.ptp(kp, axis=0).max()
-    off = np.linalg.norm(project(est.joint_hypotheses.reshape(-1, 3), d["K"][i]).reshape(32, 21, 2) - kp, axis=-1)
+    off = offsets(est)
     assert np.median(off) < 0.03 * size and np.percentile(off, 95) < 0.06 * size
     wrist_depth = est.joint_hypotheses[:, 0, 2]
     assert wrist_depth.std() > 0.1 * est.joints_3d[0, 2]  # distances differ ...
