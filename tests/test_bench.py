@@ -137,7 +137,9 @@ def test_app_bench_counts_frames_the_viewport_displayed():
     assert a["latency_ms"]["p90"] >= a["latency_ms"]["median"] > 0
     # a frame is on screen only after the pipeline delivered it
     assert a["latency_ms"]["median"] >= a["pipeline_latency_ms"]["median"] * 0.5
-    assert a["captured"] >= a["frames_displayed"]
+    # Every frame shown was captured, but the few in flight when the window opened were captured
+    # before it (CI once showed 61 of 60: capture->display takes 1-3 frame times).
+    assert a["captured"] + 3 >= a["frames_displayed"]
     assert a["hypotheses"] == 32 and a["fps_by_hands"] and a["errors"] == []
     assert a["backend"].startswith("cascade")
 
