@@ -68,6 +68,9 @@ class PosteriorConfig:
     blend_fraction: the share of hypotheses that are blends of the depth sources only: on the
     keypoint rays exactly (no 2D jitter), without the sampler's spread, their disagreement and
     world-distance spread scaled by blend_spread_scale. The other settings size the rest.
+    length_sd: per digit, weight each depth source also by how plausible the digit's length is
+    with its depths on the rays, against the stage-1 samples' mean (`fuse_depths`; a relative SD,
+    0: the plain weights everywhere).
     world_distance_scale: extra depth spread per joint, as a multiple of the 3D distance between
     our snapped mean and MediaPipe's aligned world landmarks, both wrist-relative (their
     disagreement, in every axis, ranks the error on real photos; the sampler's own spread does
@@ -87,6 +90,7 @@ class PosteriorConfig:
     hand_scale_sd: float = 0.0
     blend_fraction: float = 0.0
     blend_spread_scale: float = 1.0
+    length_sd: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict | None) -> PosteriorConfig:
@@ -212,6 +216,33 @@ def project_onto_modes(deviations: np.ndarray, modes: np.ndarray) -> np.ndarray:
     return projected * np.sqrt(size / kept) if kept > 1e-12 else projected
 
 
+def finger_lengths(hands: np.ndarray) -> np.ndarray:
+    """(..., 21, 3) -> (..., 5) mm: each digit's length from the wrist along its joints."""
+    return np.stack([np.linalg.norm(np.diff(hands[..., [0, *chain], :], axis=-2), axis=-1).sum(axis=-1)
+                     for chain in DIGIT_CHAINS], axis=-1)
+
+
+def fuse_depths(sources: dict[str, tuple[float, np.ndarray]], rays: np.ndarray, target_lengths: np.ndarray,
+                length_sd: float) -> np.ndarray:
+    """The weighted mean (21,) of depth sources, name -> (weight, (21,) depths on the rays (21, 2)).
+
+    With length_sd > 0, per digit each source's weight is multiplied by how plausible that digit's
+    length is with its depths on the rays, a Gaussian in its relative difference from
+    target_lengths (5,) with that SD: the rays fix x and y, so a wrong depth shows itself as a
+    finger too long or too short. The palm (wrist and nothing else) keeps the plain weights.
+    """
+    w = np.array([weight for weight, _ in sources.values()], np.float64)
+    z = np.stack([np.asarray(depths, np.float64) for _, depths in sources.values()])  # (S, 21)
+    fused = (w[:, None] * z).sum(axis=0) / w.sum()
+    if length_sd <= 0:
+        return fused
+    misfit = 0.5 * ((finger_lengths(on_rays(z, rays)) / target_lengths - 1.0) / length_sd) ** 2  # (S, 5)
+    for digit, chain in enumerate(DIGIT_CHAINS):
+        wd = w * np.exp(-(misfit[:, digit] - misfit[:, digit].min()))  # the likeliest keeps its weight
+        fused[list(chain)] = (wd[:, None] * z[:, list(chain)]).sum(axis=0) / wd.sum()
+    return fused
+
+
 def hand_scales(n: int, sd: float, rng: np.random.Generator) -> np.ndarray | None:
     """n factors (mean exactly 1) scaling each hypothesis about the camera: a hand that much
     larger and that much farther away projects the same; None when sd is 0 or n < 2."""
@@ -258,8 +289,9 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     centre_depth = mean[:, 2]
     rng = rng if rng is not None else np.random.default_rng(0)
     if used:
-        rest = 1.0 - sum(weights[k] for k in used)
-        centre_depth = rest * mean[:, 2] + sum(weights[k] * v for k, v in used.items())
+        sources = {"ours": (1.0 - sum(weights[k] for k in used), mean[:, 2])}
+        sources.update({k: (weights[k], v) for k, v in used.items()})
+        centre_depth = fuse_depths(sources, rays, finger_lengths(snapped).mean(axis=0), cfg.length_sd)
         gaps = np.stack([v - centre_depth for v in used.values()] + [mean[:, 2] - centre_depth])  # (S, 21)
         mix = rng.standard_normal((n, len(gaps))) / np.sqrt(len(gaps))
         depth_dev = depth_dev + spread_gain * cfg.disagreement_scale * mix @ gaps

@@ -8,7 +8,8 @@ import pytest
 from handviz.features import solve_root_translation
 from handviz.geometry import project
 from handviz.posterior import (
-    PosteriorConfig, finger_depth_modes, hand_scales, normalized_rays, posterior_hypotheses, project_onto_modes,
+    PosteriorConfig, finger_depth_modes, finger_lengths, fuse_depths, hand_scales, normalized_rays,
+    posterior_hypotheses, project_onto_modes,
     root_translations, similarity_align, snap_to_rays,
 )
 
@@ -256,3 +257,22 @@ def test_blend_spread_scale_sizes_the_blends_against_the_rest():
     depth = post[..., 2] - post[..., 2].mean(0)
     ratio = np.sqrt((depth[:192] ** 2).mean() / (depth[192:] ** 2).mean())
     assert 0.4 < ratio < 0.6, ratio
+
+
+def test_fuse_depths_trusts_the_source_whose_finger_has_a_hands_length():
+    """length_sd: on the rays only depth changes a finger's length, so a source that leans the
+    index finger too far (too long a finger) loses weight on that finger, and nowhere else."""
+    rng = np.random.default_rng(11)
+    truth = _hand(rng) + [0, 0, 450]
+    truth[:, 2] = 450.0  # a hand flat to the camera: any lean makes a finger longer
+    rays = normalized_rays(project(truth, K), K)
+    leaning = truth[:, 2].copy()
+    leaning[[6, 7, 8]] += [25.0, 50.0, 75.0]  # the index finger tilted away about its base
+    sources = {"right": (0.5, truth[:, 2]), "leaning": (0.5, leaning)}
+    target = finger_lengths(truth)
+    plain = fuse_depths(sources, rays, target, 0.0)
+    assert np.allclose(plain, 0.5 * (truth[:, 2] + leaning))
+    fused = fuse_depths(sources, rays, target, 0.1)
+    assert np.abs(fused[[6, 7, 8]] - truth[[6, 7, 8], 2]).max() < 0.1 * np.abs(plain - truth[:, 2]).max()
+    others = np.setdiff1d(np.arange(21), [6, 7, 8])
+    assert np.allclose(fused[others], plain[others])
