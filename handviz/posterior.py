@@ -216,10 +216,16 @@ def project_onto_modes(deviations: np.ndarray, modes: np.ndarray) -> np.ndarray:
     return projected * np.sqrt(size / kept) if kept > 1e-12 else projected
 
 
+#: Each digit's joints from the wrist, (5, 5), and the digit of each of those 20 joints.
+_DIGIT_PATHS = np.array([[0, *chain] for chain in DIGIT_CHAINS])
+_DIGIT_JOINTS = _DIGIT_PATHS[:, 1:].ravel()
+_DIGIT_OF_JOINT = np.repeat(np.arange(len(DIGIT_CHAINS)), _DIGIT_PATHS.shape[1] - 1)
+
+
 def finger_lengths(hands: np.ndarray) -> np.ndarray:
     """(..., 21, 3) -> (..., 5) mm: each digit's length from the wrist along its joints."""
-    return np.stack([np.linalg.norm(np.diff(hands[..., [0, *chain], :], axis=-2), axis=-1).sum(axis=-1)
-                     for chain in DIGIT_CHAINS], axis=-1)
+    paths = np.asarray(hands, np.float64)[..., _DIGIT_PATHS, :]  # (..., 5, 5, 3)
+    return np.sqrt((np.diff(paths, axis=-2) ** 2).sum(axis=-1)).sum(axis=-1)
 
 
 def fuse_depths(sources: dict[str, tuple[float, np.ndarray]], rays: np.ndarray, target_lengths: np.ndarray,
@@ -237,9 +243,8 @@ def fuse_depths(sources: dict[str, tuple[float, np.ndarray]], rays: np.ndarray, 
     if length_sd <= 0:
         return fused
     misfit = 0.5 * ((finger_lengths(on_rays(z, rays)) / target_lengths - 1.0) / length_sd) ** 2  # (S, 5)
-    for digit, chain in enumerate(DIGIT_CHAINS):
-        wd = w * np.exp(-(misfit[:, digit] - misfit[:, digit].min()))  # the likeliest keeps its weight
-        fused[list(chain)] = (wd[:, None] * z[:, list(chain)]).sum(axis=0) / wd.sum()
+    wd = w[:, None] * np.exp(-(misfit - misfit.min(axis=0)))[:, _DIGIT_OF_JOINT]  # (S, 20); the likeliest keeps its weight
+    fused[_DIGIT_JOINTS] = (wd * z[:, _DIGIT_JOINTS]).sum(axis=0) / wd.sum(axis=0)
     return fused
 
 
