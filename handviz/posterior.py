@@ -1,7 +1,7 @@
 """Joint hypotheses made to agree with the 2D evidence and with MediaPipe's own 3D (numpy only).
 
-Stage 1 draws N root-relative hands from the 2D keypoints' shape. Two things it does not use
-well on real photos (measured in issue 10) are applied here, after sampling:
+Stage 1 draws N root-relative hands from the 2D keypoints' shape. What it does not use well on
+real photos (measured in issue 10), and the cloud's make-up, are applied here, after sampling:
 
 1. **The keypoint rays.** A joint seen at pixel (u, v) lies on the ray K^-1 (u, v, 1). Each
    hypothesis keeps its depths and has x, y put back on the rays (``snap_to_rays``), so every
@@ -10,8 +10,9 @@ well on real photos (measured in issue 10) are applied here, after sampling:
    cloud also carries the keypoints' own uncertainty.
 2. **MediaPipe's 3D as an observation.** Its world landmarks (aligned to the snapped mean) and
    its image-landmark z are two more measurements of each joint's depth; the three are averaged
-   (``mediapipe_depths``, ``posterior_hypotheses``), and where they disagree the cloud is widened
-   along their differences, so the spread ranks the error instead of only the sampler's noise.
+   (``mediapipe_depths``, ``fuse_depths``), per finger favouring those that give it a hand's
+   length on its rays, and where they disagree the cloud is widened along their differences, so
+   the spread ranks the error instead of only the sampler's noise.
 3. **The shape of the cloud.** On real photos most of the aggregate's error is a whole finger
    leaning toward or away from the camera (issue 10: five such modes take the 6 real hands from
    9.9 to 7.2 mm PA-MPJPE when fitted to the truth, five random depth modes only to 8.8 mm;
@@ -26,7 +27,7 @@ well on real photos (measured in issue 10) are applied here, after sampling:
    blends of the depth sources only, exactly on the keypoint rays (if one source, or a mix of
    them, is right for this image, one of these is near it); the rest carry all the noise,
    widened, so that the cloud as a whole still covers the truth (issue 10: on 6 real hands,
-   20 seeds, best-of-32 9.68 -> 8.71 mm, per-axis 90 % interval coverage 87.1 -> 88.6 %).
+   20 seeds, best-of-32 9.68 -> 8.59 mm, per-axis 90 % interval coverage 87.1 -> 89.5 %).
 
 Shapes: joints (N, 21, 3) or (21, 3) in mm, camera frame (x right, y down, z forward); kp2d
 (21, 2) px; K (3, 3).
@@ -235,7 +236,7 @@ def fuse_depths(sources: dict[str, tuple[float, np.ndarray]], rays: np.ndarray, 
     With length_sd > 0, per digit each source's weight is multiplied by how plausible that digit's
     length is with its depths on the rays, a Gaussian in its relative difference from
     target_lengths (5,) with that SD: the rays fix x and y, so a wrong depth shows itself as a
-    finger too long or too short. The palm (wrist and nothing else) keeps the plain weights.
+    finger too long or too short. The wrist keeps the plain weights.
     """
     w = np.array([weight for weight, _ in sources.values()], np.float64)
     z = np.stack([np.asarray(depths, np.float64) for _, depths in sources.values()])  # (S, 21)
