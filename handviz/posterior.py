@@ -223,8 +223,9 @@ _DIGIT_JOINTS = _DIGIT_PATHS[:, 1:].ravel()
 _DIGIT_OF_JOINT = np.repeat(np.arange(len(DIGIT_CHAINS)), _DIGIT_PATHS.shape[1] - 1)
 
 
-def finger_lengths(hands: np.ndarray) -> np.ndarray:
-    """(..., 21, 3) -> (..., 5) mm: each digit's length from the wrist along its joints."""
+def wrist_to_tip_lengths(hands: np.ndarray) -> np.ndarray:
+    """(..., 21, 3) -> (..., 5) mm: each digit's length from the wrist along its joints (the palm
+    bone included, unlike the anthropometric finger lengths of handviz.eval.no_truth)."""
     paths = np.asarray(hands, np.float64)[..., _DIGIT_PATHS, :]  # (..., 5, 5, 3)
     return np.sqrt((np.diff(paths, axis=-2) ** 2).sum(axis=-1)).sum(axis=-1)
 
@@ -243,8 +244,9 @@ def fuse_depths(sources: dict[str, tuple[float, np.ndarray]], rays: np.ndarray, 
     fused = (w[:, None] * z).sum(axis=0) / w.sum()
     if length_sd <= 0:
         return fused
-    misfit = 0.5 * ((finger_lengths(on_rays(z, rays)) / target_lengths - 1.0) / length_sd) ** 2  # (S, 5)
-    wd = w[:, None] * np.exp(-(misfit - misfit.min(axis=0)))[:, _DIGIT_OF_JOINT]  # (S, 20); the likeliest keeps its weight
+    misfit = 0.5 * ((wrist_to_tip_lengths(on_rays(z, rays)) / target_lengths - 1.0) / length_sd) ** 2  # (S, 5)
+    # (S, 20): per digit's joints; the likeliest source keeps its weight
+    wd = w[:, None] * np.exp(-(misfit - misfit.min(axis=0)))[:, _DIGIT_OF_JOINT]
     fused[_DIGIT_JOINTS] = (wd * z[:, _DIGIT_JOINTS]).sum(axis=0) / wd.sum(axis=0)
     return fused
 
@@ -297,7 +299,7 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     if used:
         sources = {"ours": (1.0 - sum(weights[k] for k in used), mean[:, 2])}
         sources.update({k: (weights[k], v) for k, v in used.items()})
-        centre_depth = fuse_depths(sources, rays, finger_lengths(snapped).mean(axis=0), cfg.length_sd)
+        centre_depth = fuse_depths(sources, rays, wrist_to_tip_lengths(snapped).mean(axis=0), cfg.length_sd)
         gaps = np.stack([v - centre_depth for v in used.values()] + [mean[:, 2] - centre_depth])  # (S, 21)
         mix = rng.standard_normal((n, len(gaps))) / np.sqrt(len(gaps))
         depth_dev = depth_dev + spread_gain * cfg.disagreement_scale * mix @ gaps
@@ -306,9 +308,10 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
         distance = np.linalg.norm((world - world[:1]) - (mean - mean[:1]), axis=-1)  # (21,), 0 at the wrist
         depth_dev = depth_dev + spread_gain * cfg.world_distance_scale * rng.standard_normal((n, 1)) * distance
     pull = _world_pull(mean, rays, world, cfg)  # (21, 2): sideways, within tolerance
+    # The fused hand: on the keypoint rays, up to the tolerated pull.
+    centre = on_rays(centre_depth, rays + pull)
     if cfg.finger_modes:  # wrist-relative: the cloud is of the wrist-relative hand
-        depth_dev = project_onto_modes(depth_dev - depth_dev[:, :1],
-                                       finger_depth_modes(on_rays(centre_depth, rays + pull)))
+        depth_dev = project_onto_modes(depth_dev - depth_dev[:, :1], finger_depth_modes(centre))
     # Each kind's draws centred on the estimate, so the recentring below moves no hypothesis
     # (a blend stays on its rays) by the other draws' chance mean.
     depth_dev = _centred(_centred(depth_dev, blend), ~blend)
@@ -318,9 +321,8 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     if scales is not None:
         cam = cam * np.asarray(scales, np.float64)[:, None, None]
     rel = cam - cam[:, :1]
-    # The cloud's mean is the noise-free fused hand (on the keypoint rays, up to the tolerated
-    # pull): the jitter and the disagreement widen the cloud, they must not move the estimate.
-    centre = on_rays(centre_depth, rays + pull)
+    # The cloud's mean is the noise-free fused hand: the jitter and the disagreement widen the
+    # cloud, they must not move the estimate.
     return rel - rel.mean(axis=0) + (centre - centre[:1])
 
 

@@ -8,9 +8,8 @@ import pytest
 from handviz.features import solve_root_translation
 from handviz.geometry import project
 from handviz.posterior import (
-    PosteriorConfig, finger_depth_modes, finger_lengths, fuse_depths, hand_scales, normalized_rays,
-    posterior_hypotheses, project_onto_modes,
-    root_translations, similarity_align, snap_to_rays,
+    PosteriorConfig, finger_depth_modes, fuse_depths, hand_scales, normalized_rays, posterior_hypotheses,
+    project_onto_modes, root_translations, similarity_align, snap_to_rays, wrist_to_tip_lengths,
 )
 
 K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
@@ -269,7 +268,7 @@ def test_fuse_depths_trusts_the_source_whose_finger_has_a_hands_length():
     leaning = truth[:, 2].copy()
     leaning[[6, 7, 8]] += [25.0, 50.0, 75.0]  # the index finger tilted away about its base
     sources = {"right": (0.5, truth[:, 2]), "leaning": (0.5, leaning)}
-    target = finger_lengths(truth)
+    target = wrist_to_tip_lengths(truth)
     plain = fuse_depths(sources, rays, target, 0.0)
     assert np.allclose(plain, 0.5 * (truth[:, 2] + leaning))
     fused = fuse_depths(sources, rays, target, 0.1)
