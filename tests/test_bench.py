@@ -183,16 +183,21 @@ def test_soak_off_screen_records_and_stops_cleanly(tmp_path):
     assert any((tmp_path / "sessions").iterdir())  # recorded into the work folder it was given
 
 
-def test_soak_memory_baseline_is_a_candidate_for_the_maximum(monkeypatch):
+def test_soak_memory_baseline_is_a_candidate_for_the_maximum(monkeypatch, tmp_path):
     """The flaky check: the warm-up baseline was unrounded and never counted for the maximum, so
-    memory that fell after warm-up gave rss_warmup_mb > rss_max_mb."""
+    memory that fell after warm-up gave rss_warmup_mb > rss_max_mb. Runs run_soak itself (a fake
+    run in place of the window) and checks the report against the readings it was fed."""
+    import handviz.bench.app_bench as app_bench
     import handviz.bench.soak as soak
 
-    readings = iter([900.123456] + [850.0] * 50)  # memory falls after the warm-up
-    monkeypatch.setattr(soak, "rss_mb", lambda: next(readings))
-
     class FakeRun:
-        frames = 0
+        backend, viewport = "fake", "fake viewport"
+
+        def __init__(self, *args):
+            self.frames = 0
+
+        def start(self):
+            pass
 
         def advance(self, seconds, until):
             self.frames += 10
@@ -203,6 +208,45 @@ def test_soak_memory_baseline_is_a_candidate_for_the_maximum(monkeypatch):
         def alive(self):
             return None
 
-    d = soak._drive(FakeRun(), n_frames=40, warmup=10, sample_every_s=0.0, limit_s=60.0, say=lambda text: None)
-    assert d.rss_warm == 900.12  # rounded like every sample
-    assert d.rss_warm <= max([s.rss_mb for s in d.samples] + [d.rss_end, d.rss_warm])
+        def counts(self):
+            return {"captured": self.frames, "shown": self.frames, "dropped": 0, "errors": 0}
+
+        def error_messages(self):
+            return []
+
+        def stop(self):
+            return True, None, 0, 0
+
+        def close(self):
+            pass
+
+    runs: list[FakeRun] = []
+
+    def fake_run(*args):
+        runs.append(FakeRun())
+        return runs[-1]
+
+    readings_after_warmup: list[float] = []
+
+    def rss_mb():
+        """700 MB before the warm-up; the first reading at its end (the baseline) 900.123456 MB,
+        then 850: memory fell right after the baseline was taken."""
+        if not runs or runs[0].frames < 10:
+            return 700.0
+        readings_after_warmup.append(900.123456 if not readings_after_warmup else 850.0)
+        return readings_after_warmup[-1]
+
+    monkeypatch.setattr(soak, "rss_mb", rss_mb)
+    monkeypatch.setattr(soak, "SceneRun", fake_run)
+    monkeypatch.setattr(app_bench, "preloaded", lambda factory: factory)
+    clip = tmp_path / "clip.avi"
+    clip.write_bytes(b"")  # the fake run never opens it
+    report = soak.run_soak(40, None, video=clip, workdir=tmp_path, window=False, warmup_frames=10,
+                           sample_every_s=0.0)
+    samples = [s.rss_mb for s in report.samples]
+    assert report.rss_warmup_mb == 900.12  # rounded like every sample
+    assert samples and set(samples) == {850.0} and report.rss_end_mb == 850.0  # taken after the warm-up
+    # the maximum is the largest reading the soak took after warm-up, the baseline included
+    assert report.rss_max_mb == 900.12
+    assert report.rss_max_mb >= max(samples) and report.rss_max_mb >= report.rss_end_mb
+    assert report.growth_mb == pytest.approx(850.0 - 900.12)
