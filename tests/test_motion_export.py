@@ -250,11 +250,16 @@ def test_bvh_motion_at_the_recorded_speed(tmp_path: Path) -> None:
         assert np.linalg.norm(got_mm - want[order], axis=-1).max() < 2.0
 
 
-def test_bvh_writes_one_file_per_hand_and_mirrors_the_left(tmp_path: Path) -> None:
+def test_bvh_writes_one_file_per_hand_and_mirrors_the_left(tmp_path: Path, capsys) -> None:
     _, joints = write_session(tmp_path / "s", 20, sides=("Right", "Left"))
     assert main(["export", str(tmp_path / "s"), "--all", "--format", "bvh", "--units", "mm",
                  "--out", str(tmp_path / "hand.bvh")]) == 0
     assert sorted(p.name for p in tmp_path.glob("*.bvh")) == ["hand_left.bvh", "hand_right.bvh"]
+    # The report names the files written, each with its own hand (issue 21: it named hand.bvh).
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'hand_right.bvh'} (right hand 20 keys" in out
+    assert f"{tmp_path / 'hand_left.bvh'} (left hand 20 keys" in out
+    assert str(tmp_path / "hand.bvh") not in out
     for side, want in (("right", joints), ("left", joints * MIRROR)):
         nodes, rows, _ = parse_bvh(tmp_path / f"hand_{side}.bvh")
         assert nodes[0][0] == f"wrist.{side[0].upper()}"

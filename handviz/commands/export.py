@@ -6,8 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from handviz.logs import InputError, report_error
+
+if TYPE_CHECKING:
+    from handviz.io.motion_export import TrackSummary
 
 #: Suffixes users try for 3D files that handviz does not write: an error, not a folder of that name.
 _OTHER_3D_SUFFIXES = (".gltf", ".fbx", ".stl", ".dae", ".usd", ".usda", ".usdz", ".abc", ".3ds", ".x3d")
@@ -99,10 +103,21 @@ def _export_animated(args: argparse.Namespace) -> int:
             summary = export_motion(reader, args.out, fmt=args.format, units=args.units, frame_of=args.frame_of)
         except ValueError as exc:
             raise InputError(f"{args.session}: cannot export ({exc})") from exc
-    tracks = ", ".join(f"{t.handedness.lower()} hand {t.keys} keys over {t.duration_s:.2f} s, fit "
-                       f"{t.fit_error_mm:.1f} mm" for t in summary.tracks)
-    print(f"wrote {args.out} ({tracks}) in {time.perf_counter() - start:.1f} s")
+    print(f"wrote {written_files_line(summary.files, summary.tracks)} in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def written_files_line(files: list[Path], tracks: list[TrackSummary]) -> str:
+    """The files an animated export really wrote, each with its tracks: BVH writes one file per
+    side (hand_right.bvh, hand_left.bvh), so naming --out would name a file that does not exist."""
+
+    def describe(track: TrackSummary) -> str:
+        return (f"{track.handedness.lower()} hand {track.keys} keys over {track.duration_s:.2f} s, "
+                f"fit {track.fit_error_mm:.1f} mm")
+
+    if len(files) == len(tracks) > 1:  # a file per track
+        return ", ".join(f"{path} ({describe(track)})" for path, track in zip(files, tracks))
+    return ", ".join(map(str, files)) + " (" + ", ".join(describe(t) for t in tracks) + ")"
 
 
 def _export(args: argparse.Namespace) -> int:
