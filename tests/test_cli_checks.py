@@ -159,6 +159,9 @@ def test_export_format_from_the_suffix_and_glb_in_metres(tmp_path: Path, capsys)
     (["--frame", "0", "--format", "obj", "--out", "{tmp}/x.glb"],
      "--out {tmp}/x.glb names a .glb file but --format is obj; make them agree or drop --format"),
     (["--frame", "0", "--out", "{tmp}/x.fbx"], "--out {tmp}/x.fbx: handviz does not write .fbx files"),
+    # issue 21: any other suffix made a folder of that name
+    (["--frame", "0", "--out", "{tmp}/f.xyz"], "--out {tmp}/f.xyz: handviz does not write .xyz files"),
+    (["--all", "--out", "{tmp}/f.XYZ"], "--out {tmp}/f.XYZ: handviz does not write .xyz files"),
     (["--all", "--out", "{tmp}/x.glb"], "--all writes one file per frame"),
     (["--frame", "0", "--animated", "--out", "{tmp}/x.glb"], "exports the whole session: use --all"),
     (["--all", "--animated", "--format", "ply", "--out", "{tmp}/x"], "--animated writes .glb or .bvh"),
@@ -171,6 +174,16 @@ def test_export_refuses_contradictions(tmp_path: Path, capsys, argv: list[str], 
     assert main(["export", str(tmp_path / "s"), *argv]) == 2
     assert message.replace("{tmp}", str(tmp_path)) in one_error_line(capsys)
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_export_into_an_existing_folder_whose_name_has_a_dot(tmp_path: Path, capsys) -> None:
+    """Only a name that does not exist yet is read as a file name by its suffix."""
+    write_session(tmp_path / "s")
+    folder = tmp_path / "exports.v2"
+    folder.mkdir()
+    assert main(["export", str(tmp_path / "s"), "--frame", "0", "--out", str(folder)]) == 0
+    assert sorted(p.suffix for p in folder.iterdir()) == [".mtl", ".obj"]
+    capsys.readouterr()
 
 
 def test_console_stays_quiet_in_a_real_process(tmp_path: Path, demo_photo: Path) -> None:

@@ -13,9 +13,6 @@ from handviz.logs import InputError, report_error
 if TYPE_CHECKING:
     from handviz.io.motion_export import TrackSummary
 
-#: Suffixes users try for 3D files that handviz does not write: an error, not a folder of that name.
-_OTHER_3D_SUFFIXES = (".gltf", ".fbx", ".stl", ".dae", ".usd", ".usda", ".usdz", ".abc", ".3ds", ".x3d")
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -64,10 +61,11 @@ def resolve_options(args: argparse.Namespace) -> None:
     from handviz.io.export import default_units, format_of_path
 
     out: Path = args.out
-    suffix = out.suffix.lower()
-    if suffix in _OTHER_3D_SUFFIXES:
-        raise InputError(f"--out {out}: handviz does not write {suffix} files; use .obj, .ply, .glb or .bvh")
     from_name = format_of_path(out)
+    if from_name is None and out.suffix and not out.is_dir():
+        # f.xyz or f.stl is a file the user wants, never a folder to create under that name.
+        raise InputError(f"--out {out}: handviz does not write {out.suffix.lower()} files; end the name in "
+                         ".obj, .ply, .glb or .bvh, or give a folder name without a suffix")
     if args.format is not None and from_name is not None and args.format != from_name:
         raise InputError(f"--out {out} names a .{from_name} file but --format is {args.format}; "
                          "make them agree or drop --format")
