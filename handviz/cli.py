@@ -6,11 +6,41 @@ import argparse
 import importlib
 import sys
 from collections.abc import Iterable
+from typing import NoReturn
 
 from handviz import __version__
 from handviz.commands import COMMAND_MODULES
-from handviz.logs import log_command_line, report_error, setup_logging
+from handviz.logs import EXIT_INPUT_ERROR, log_command_line, report_error, setup_logging
 from handviz.native_noise import quiet_native_stderr
+
+
+class HandvizParser(argparse.ArgumentParser):
+    """argparse with a bad option value (`--hypotheses abc`, a choice not offered, a `type=` that
+    refuses) reported as handviz.commands.checks reports the values it checks: one line naming the
+    option, exit status 2, no usage block. Usage mistakes (an unknown option, a missing argument)
+    keep argparse's usage, which is then the help the user needs. Subcommand parsers inherit this
+    class (add_subparsers makes them of the parent's type)."""
+
+    _bad_value = False
+
+    def _get_value(self, action: argparse.Action, arg_string: str) -> object:
+        try:
+            return super()._get_value(action, arg_string)
+        except argparse.ArgumentError:
+            self._bad_value = True
+            raise
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError:
+            self._bad_value = True
+            raise
+
+    def error(self, message: str) -> NoReturn:
+        if self._bad_value:
+            self.exit(EXIT_INPUT_ERROR, f"handviz: error: {message.removeprefix('argument ')}\n")
+        super().error(message)
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool) -> None:
@@ -36,7 +66,7 @@ def _subcommand_parsers(parser: argparse.ArgumentParser) -> Iterable[argparse.Ar
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = HandvizParser(
         prog="handviz",
         description="Live probabilistic 3D hand mesh from a webcam. With no subcommand, opens the app.",
     )
@@ -57,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)  # usage errors: argparse exits 2
+    args = parser.parse_args(argv)  # usage errors and bad values: exit 2
     setup_logging(args.debug, command=args.command or "app")
     log_command_line(sys.argv[1:] if argv is None else argv)
     with quiet_native_stderr(enabled=not args.debug):

@@ -45,6 +45,33 @@ def test_predict_refuses_bad_values_before_any_work(tmp_path: Path, demo_photo: 
     assert not out.exists() and not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["predict", "a.png", "--out", "{tmp}/r.jsonl", "--hypotheses", "abc"], "--hypotheses: invalid int value: 'abc'"),
+    (["predict", "a.png", "--out", "{tmp}/r.jsonl", "--focal", "wide"], "--focal: invalid float value: 'wide'"),
+    (["record", "demo", "--out", "{tmp}/s", "--max-frames", "1.5"], "--max-frames: invalid int value: '1.5'"),
+    (["export", "{tmp}/s", "--frame", "0", "--format", "stl", "--out", "{tmp}/x"],
+     "--format: invalid choice: 'stl' (choose from 'obj', 'ply', 'glb', 'bvh')"),
+    (["bench", "--seconds", "soon"], "--seconds: invalid float value: 'soon'"),
+])
+def test_a_value_of_the_wrong_type_is_one_line_and_exit_2(tmp_path: Path, capsys, argv: list[str],
+                                                         message: str) -> None:
+    """issue 21: argparse printed its 7-line usage before the error; the README promises one line."""
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert one_error_line(capsys) == f"handviz: error: {message}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_argument_still_shows_the_usage(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--out", "r.jsonl"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: handviz predict") and "required: INPUT" in err
+
+
 def test_cuda_without_cuda_is_an_input_error(tmp_path: Path, demo_photo: Path, capsys,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
