@@ -1,11 +1,14 @@
-"""`handviz predict`: JSON lines in the DESIGN.md format; bad inputs reported, the rest processed."""
+"""`handviz predict`: JSON lines in the DESIGN.md format; bad inputs reported, the rest processed;
+nothing readable at all refused before the model loads; folders walked with --recursive."""
 
 import json
 
 import cv2
 import numpy as np
+import pytest
 
 from handviz.cli import main
+from handviz.commands.predict import expand_inputs
 
 
 def test_predict_writes_lines_and_reports_bad_inputs(tmp_path, demo_photo, capsys):
@@ -43,3 +46,81 @@ def test_predict_with_missing_weights_says_what_to_do(tmp_path, demo_photo, caps
     assert code == 2
     err = capsys.readouterr().err
     assert "nowhere" in err and "train" in err
+
+
+def _count_model_loads(monkeypatch) -> list[int]:
+    """Cascade.from_weights replaced by a counter that fails: a run that gets that far is a bug."""
+    from handviz.cascade import Cascade
+
+    loads: list[int] = []
+
+    def load(cls, *args, **kwargs):
+        loads.append(1)
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(Cascade, "from_weights", classmethod(load))
+    return loads
+
+
+@pytest.mark.parametrize("names, message", [
+    (["missing.png"], "{tmp}/missing.png: no such file or folder"),
+    (["corrupt.jpg"], "{tmp}/corrupt.jpg: not a readable image (corrupt or unsupported)"),
+    (["missing.png", "corrupt.jpg"], "none of the 2 inputs could be read: {tmp}/missing.png: no such file "
+     "or folder; {tmp}/corrupt.jpg: not a readable image (corrupt or unsupported)"),
+    (["only-bad"], "{tmp}/only-bad/corrupt.jpg: not a readable image (corrupt or unsupported)"),
+])
+def test_unreadable_inputs_fail_before_the_model_loads(tmp_path, monkeypatch, capsys, names, message):
+    """issue 21: predict loaded the model, exited 1 and left an empty .jsonl; record refuses at once."""
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (tmp_path / "only-bad").mkdir()
+    (tmp_path / "only-bad" / "corrupt.jpg").write_bytes(b"\xff\xd8 truncated")
+    loads = _count_model_loads(monkeypatch)
+    out = tmp_path / "out" / "r.jsonl"
+    code = main(["predict", *(str(tmp_path / n) for n in names), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == ["handviz: error: " + message.replace("{tmp}", str(tmp_path))]
+    assert loads == [] and not (tmp_path / "out").exists()
+
+
+def make_tree(root):
+    """root: top.png, notes.txt, s2/b.png, s2/inner/c.mp4, s10/a.png, .hidden/d.png (empty files:
+    listing does not decode)."""
+    for rel in ("top.png", "notes.txt", "s2/b.png", "s2/inner/c.mp4", "s10/a.png", ".hidden/d.png"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"")
+
+
+def test_recursive_walks_subfolders_in_natural_order(tmp_path):
+    make_tree(tmp_path)
+    paths, notes = expand_inputs([tmp_path], recursive=True)
+    assert [p.relative_to(tmp_path).as_posix() for p in paths] == ["top.png", "s2/b.png", "s2/inner/c.mp4", "s10/a.png"]
+    assert notes == [f"{tmp_path}: skipped 1 file(s) that are not images or videos: notes.txt"]
+    (tmp_path / "s2" / "loop").symlink_to(tmp_path)  # a link back up is walked once, not forever
+    assert expand_inputs([tmp_path], recursive=True)[0] == paths
+
+
+def test_without_recursive_the_subfolders_left_out_are_named(tmp_path):
+    make_tree(tmp_path)
+    paths, notes = expand_inputs([tmp_path])
+    assert paths == [tmp_path / "top.png"]
+    assert notes[-1] == f"{tmp_path}: left out 2 subfolder(s) (s2, s10); add --recursive to include them"
+
+
+def test_a_folder_of_subfolders_says_so_and_how_to_include_them(tmp_path, monkeypatch, capsys):
+    """issue 21: it said "is empty"."""
+    for name in ("s10", "s2"):
+        (tmp_path / "in" / name).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "in" / name / "blank.png"), np.full((120, 160, 3), 200, np.uint8))
+    loads = _count_model_loads(monkeypatch)
+    out = tmp_path / "r.jsonl"
+    assert main(["predict", str(tmp_path / "in"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"handviz: error: {tmp_path / 'in'}: holds no image or video itself, but 2 subfolder(s) "
+                   "(s2, s10); add --recursive to include them"]
+    assert loads == [] and not out.exists()
+    monkeypatch.undo()
+    assert main(["predict", str(tmp_path / "in"), "-r", "--hypotheses", "4", "--out", str(out)]) == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [ln["image"] for ln in lines] == [str(tmp_path / "in" / s / "blank.png") for s in ("s2", "s10")]
+    assert all(ln["hands"] == [] for ln in lines)

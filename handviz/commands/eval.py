@@ -60,7 +60,8 @@ def check_options(args: argparse.Namespace) -> None:
     if getattr(args, "checks", None):
         from handviz.commands.predict import expand_inputs
 
-        expand_inputs(args.checks)  # a folder without images or videos: InputError
+        # a folder without images or videos: InputError (the checks read no subfolders)
+        expand_inputs(args.checks, recurse_hint="name them after --checks to include them")
 
 
 def check_dataset_folder(option: str, folder: Path) -> None:

@@ -197,7 +197,7 @@ class VideoSource(Source):
         self._cap.release()
 
 
-def _natural_key(path: Path) -> list[object]:
+def natural_key(path: Path) -> list[object]:
     """Sort frame_2 before frame_10."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
@@ -209,7 +209,7 @@ def list_images(folder: Path) -> tuple[list[Path], list[Path]]:
         if not p.is_file() or p.name.startswith("."):
             continue
         (images if p.suffix.lower() in IMAGE_SUFFIXES else others).append(p)
-    return sorted(images, key=_natural_key), sorted(others, key=_natural_key)
+    return sorted(images, key=natural_key), sorted(others, key=natural_key)
 
 
 class ImageFolderSource(Source):
