@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="camera: as recorded; hand: origin at the wrist joint (default camera)")
     p.add_argument("--cloud", action="store_true",
                    help="also write the joint hypotheses as a PLY point set (*_cloud.ply)")
+    p.add_argument("--watertight", action="store_true",
+                   help="close the mesh's open wrist with a cap (for 3D printing and physics engines)")
     p.set_defaults(func=run)
 
 
@@ -81,6 +83,8 @@ def resolve_options(args: argparse.Namespace) -> None:
             raise InputError(f"--out {out}: an animated export is one file; give a name ending in .{args.format}")
         if args.cloud:
             raise InputError("--cloud writes per-frame point sets; it does not go with --animated or bvh")
+        if args.watertight:
+            raise InputError("--watertight caps per-frame meshes; it does not go with --animated or bvh")
     args.units = args.units or default_units(args.format)
     if out.exists() and out.is_dir() == (from_name is not None):
         kind = "a folder" if out.is_dir() else "a file"
@@ -122,7 +126,8 @@ def _export(args: argparse.Namespace) -> int:
     from handviz.io.export import export_hands, export_session
     from handviz.io.session import SessionReader
 
-    options = dict(fmt=args.format, units=args.units, frame_of=args.frame_of, cloud=args.cloud)
+    options = dict(fmt=args.format, units=args.units, frame_of=args.frame_of, cloud=args.cloud,
+                   watertight=args.watertight)
     with SessionReader(args.session) as reader:
         if len(reader.faces) == 0:
             raise InputError(f"{args.session}: the session holds no mesh faces; it cannot be exported")

@@ -4,9 +4,10 @@ Coordinates stay in the chosen frame and axes: "camera" (OpenCV camera frame: x 
 z forward, as recorded) or "hand" (the same axes, origin moved to the wrist joint). Units are
 millimetres or metres: GLB defaults to metres (glTF's unit, so Blender shows the hand at its real
 size), OBJ and PLY to millimetres. Vertex order and faces are written exactly as the model made
-them (winding turned outwards for mirrored left hands), so frame t of one export lines up with
-frame t of another. `write_hand` is the one door for a single file: `predict --obj-dir`,
-`handviz export` and the app's export dialog all write through it.
+them (winding turned outwards for mirrored left hands; `watertight` appends the wrist cap after
+them), so frame t of one export lines up with frame t of another. `write_hand` is the one door
+for a single file: `predict --obj-dir`, `handviz export` and the app's export dialog all write
+through it.
 
 A sequence is one file per hand per frame: frame_000012_right.obj (+ frame_000012_right.mtl);
 a second hand of the same side in one frame gets "_2". The hypothesis cloud (all N x 21 joint
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import trimesh
 
+from handviz.io.watertight import cap_holes
 from handviz.types import HandEstimate, HandJoint
 
 if TYPE_CHECKING:
@@ -83,12 +85,13 @@ def signed_volume(verts: np.ndarray, faces: np.ndarray) -> float:
 
 
 def hand_mesh(hand: HandEstimate, faces: np.ndarray, units: Units = "mm",
-              frame_of: FrameOf = "camera") -> trimesh.Trimesh:
+              frame_of: FrameOf = "camera", watertight: bool = False) -> trimesh.Trimesh:
     """The hand's mesh: vertices (V, 3) placed as asked, nothing merged or reordered
     (process=False); faces (F, 3) as given, or with each triangle's winding reversed when the
     mesh is inside out. That is the case for left hands: the model makes right hands and
     mirrors them (x -> -x), which turns the triangles' winding and so the normals inwards,
-    and Blender/Unity would show the inside or cull the hand."""
+    and Blender/Unity would show the inside or cull the hand. watertight: the wrist hole capped
+    (handviz.io.watertight: one vertex and a fan of faces appended) for printers and physics."""
     verts = np.asarray(hand.vertices, dtype=np.float64).reshape(-1, 3)
     faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     if len(verts) == 0:
@@ -98,6 +101,8 @@ def hand_mesh(hand: HandEstimate, faces: np.ndarray, units: Units = "mm",
                          "vertices (faces from another hand model?)")
     if faces.size and signed_volume(verts, faces) < 0:
         faces = faces[:, ::-1]
+    if watertight:
+        verts, faces = cap_holes(verts, faces)
     return trimesh.Trimesh(place_points(verts, hand, units, frame_of), faces, process=False)
 
 
@@ -144,7 +149,7 @@ def write_mesh(mesh: trimesh.Trimesh, path: Path, handedness: str, fmt: str | No
 
 
 def write_hand(hand: HandEstimate, faces: np.ndarray, path: str | Path, *, units: Units | None = None,
-               frame_of: FrameOf = "camera") -> list[Path]:
+               frame_of: FrameOf = "camera", watertight: bool = False) -> list[Path]:
     """One hand to exactly `path`, format from its suffix (.obj/.ply/.glb), outward normals for
     both hands, units by default `default_units(format)`. Returns the files written (OBJ adds
     its .mtl). ValueError for an unknown suffix or faces of another mesh."""
@@ -153,7 +158,7 @@ def write_hand(hand: HandEstimate, faces: np.ndarray, path: str | Path, *, units
     if fmt not in FORMATS:
         raise ValueError(f"{path}: cannot tell the mesh format from the name; end it in "
                          + ", ".join(f".{f}" for f in FORMATS))
-    mesh = hand_mesh(hand, faces, units or default_units(fmt), frame_of)
+    mesh = hand_mesh(hand, faces, units or default_units(fmt), frame_of, watertight)
     return write_mesh(mesh, path, hand.handedness, fmt)
 
 
@@ -178,7 +183,7 @@ def hand_file_stems(position: int, hands: Sequence[HandEstimate]) -> list[str]:
 
 def export_hands(hands: Sequence[HandEstimate], faces: np.ndarray, out: str | Path, *, position: int,
                  fmt: str = "obj", units: Units | None = None, frame_of: FrameOf = "camera",
-                 cloud: bool = False) -> list[Path]:
+                 cloud: bool = False, watertight: bool = False) -> list[Path]:
     """Write the hands of one frame; returns every file written.
 
     out: a folder (standard names, see module doc), or a file name ending in .{fmt}: one hand
@@ -200,7 +205,7 @@ def export_hands(hands: Sequence[HandEstimate], faces: np.ndarray, out: str | Pa
         folder = out
     written: list[Path] = []
     for hand, stem in zip(hands, stems):
-        mesh = hand_mesh(hand, faces, units, frame_of)
+        mesh = hand_mesh(hand, faces, units, frame_of, watertight)
         written += write_mesh(mesh, folder / f"{stem}.{fmt}", hand.handedness, fmt)
         if cloud:
             written.append(write_cloud(hypothesis_cloud(hand, units, frame_of), folder / f"{stem}_cloud.ply"))
@@ -219,7 +224,8 @@ class SequenceExport:
 
 def export_session(reader: SessionReader, out_dir: str | Path, positions: Iterable[int] | None = None, *,
                    fmt: str = "obj", units: Units | None = None, frame_of: FrameOf = "camera",
-                   cloud: bool = False, faces: np.ndarray | None = None) -> SequenceExport:
+                   cloud: bool = False, faces: np.ndarray | None = None,
+                   watertight: bool = False) -> SequenceExport:
     """Export frames of a session (all when positions is None) into out_dir, one file per hand
     per frame. faces default to the ones stored in the session."""
     from handviz.io.session import SessionDamagedError
@@ -236,6 +242,6 @@ def export_session(reader: SessionReader, out_dir: str | Path, positions: Iterab
             summary.frames_without_hands.append(k)
             continue
         summary.files += export_hands(record.hands, faces, out_dir, position=k, fmt=fmt, units=units,
-                                      frame_of=frame_of, cloud=cloud)
+                                      frame_of=frame_of, cloud=cloud, watertight=watertight)
         summary.frames_exported += 1
     return summary
