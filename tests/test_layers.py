@@ -18,3 +18,19 @@ def test_import_contracts_are_kept():
     run = subprocess.run([exe], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "2 kept, 0 broken" in run.stdout
+
+
+#: Two-module circles left to their owners: handviz.eval is being reworked elsewhere (issue 21).
+KNOWN_CIRCLES = {("handviz.eval.hands3d", "handviz.eval.real_photos")}
+
+
+def test_no_two_modules_import_each_other():
+    """A circle of two means the shared piece lives in the wrong one of them (issue 21 found
+    app.feed_events <-> app.main_window and pipeline.letterbox <-> pipeline.sources). Imports
+    made only for type checking count: they tie the modules together just the same."""
+    import grimp
+
+    graph = grimp.build_graph("handviz")
+    circles = {(a, b) for a in graph.modules for b in graph.find_modules_directly_imported_by(a)
+               if a < b and a in graph.find_modules_directly_imported_by(b)}
+    assert circles - KNOWN_CIRCLES == set()

@@ -2,27 +2,57 @@
 
 The handlers change widgets only (GUI thread); they are methods of a small class so the table is
 checked against the Enum once, and the main window stays a layout plus the feed's lifecycle.
+What they use of the window is the `FeedView` protocol here, so this module needs nothing from
+main_window (which imports it) and the two do not import each other.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from handviz.app.actions import set_checked_quietly
 from handviz.pipeline.events import EventKind, PipelineEvent
 
 if TYPE_CHECKING:
-    from handviz.app.main_window import MainWindow
+    import numpy as np
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QStatusBar
+
+    from handviz.app.banner import Banner
+    from handviz.app.camera_menu import CameraMenu
+    from handviz.app.replay_bar import ReplayBar
+    from handviz.app.status_panel import StatusPanel
+    from handviz.app.video_view import VideoView
+    from handviz.pipeline.controller import SessionController
 
 log = logging.getLogger(__name__)
+
+
+class FeedView(Protocol):
+    """The parts of the main window the event handlers change (MainWindow has them all)."""
+
+    status: StatusPanel
+    banner: Banner
+    camera_menu: CameraMenu
+    controller: SessionController
+    video: VideoView
+    replay_bar: ReplayBar
+    actions_by_id: dict[str, QAction]
+    fallback_to_demo: bool
+
+    def statusBar(self) -> QStatusBar: ...  # noqa: N802 (Qt name)
+
+    def set_faces(self, faces: np.ndarray | None) -> None: ...
+
+    def open_source(self, spec: str | int | None, fallback_to_demo: bool = False) -> None: ...
 
 
 class FeedEvents:
     """`handle(event)` runs the handler of event.kind (kinds without one are only logged)."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: FeedView) -> None:
         self.w = window
         self.table: dict[EventKind, Callable[[PipelineEvent], None]] = {
             EventKind.BACKEND_READY: self.backend_ready,

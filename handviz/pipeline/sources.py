@@ -20,6 +20,7 @@ import numpy as np
 
 from handviz.logs import InputError
 from handviz.paths import assets_dir
+from handviz.pipeline.letterbox import letterbox
 
 log = logging.getLogger(__name__)
 
@@ -280,11 +281,35 @@ class ImageFolderSource(Source):
         self._current = None
 
 
+class FixedSizeSource(Source):
+    """Wraps a source so every frame it gives is `size` (width, height). A held image (the same
+    array again) is letterboxed once."""
+
+    def __init__(self, inner: Source, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.size = (int(size[0]), int(size[1]))
+        self.name, self.fps, self.live = inner.name, inner.fps, inner.live
+        self.warnings = inner.warnings  # the same list: the pipeline reads new warnings from it
+        self._last_in: np.ndarray | None = None
+        self._last_out: np.ndarray | None = None
+
+    def read(self) -> np.ndarray | None:
+        image = self.inner.read()
+        if image is None:
+            return None
+        if image is not self._last_in:
+            self._last_in, self._last_out = image, letterbox(image, self.size)
+        return self._last_out
+
+    def close(self) -> None:
+        self.inner.close()
+        self._last_in = self._last_out = None
+
+
 def demo_source() -> Source:
     """The bundled photos as a looping clip of one size, DEMO_SIZE (each held DEMO_SECONDS_PER_PHOTO
     at DEMO_FPS, letterboxed: the photos differ in size, a clip must not)."""
-    from handviz.pipeline.letterbox import FixedSizeSource
-
     folder = demo_dir()
     if not folder.is_dir():
         raise SourceError(f"{folder}: the bundled demo is missing from this installation; reinstall handviz")
