@@ -42,6 +42,9 @@ _FILE_ONLY = "file_only"
 _log = logging.getLogger("handviz")
 _current_log_file: Path | None = None
 _current_command = "handviz"
+#: The file this process has written its start-up line to: set-up again (the window does) must
+#: not repeat it, or one start reads as two in a report.
+_started_in: Path | None = None
 
 
 class InputError(Exception):
@@ -87,10 +90,11 @@ def setup_logging(debug: bool, command: str | None = None) -> Path:
     """Send logs to a rotating file (~1 MB x 3) and warnings (all with `debug`) to stderr.
 
     command: the subcommand every file line names (kept from an earlier call when None).
-    Safe to call again: the handlers of an earlier call are replaced, not stacked.
+    Safe to call again: the handlers of an earlier call are replaced, not stacked, and the
+    start-up line (version, Python, platform, pid) is written once per process and file.
     Returns the log file's path.
     """
-    global _current_log_file, _current_command
+    global _current_log_file, _current_command, _started_in
     if command is not None:
         _current_command = command
     log_file = _writable_log_dir() / LOG_FILE_NAME
@@ -119,8 +123,10 @@ def setup_logging(debug: bool, command: str | None = None) -> Path:
     logging.captureWarnings(True)
 
     _current_log_file = log_file
-    _log.info("handviz %s, Python %s on %s; pid %d", __version__, platform.python_version(),
-              platform.platform(), os.getpid())
+    if _started_in != log_file:
+        _started_in = log_file
+        _log.info("handviz %s, Python %s on %s; pid %d", __version__, platform.python_version(),
+                  platform.platform(), os.getpid())
     return log_file
 
 

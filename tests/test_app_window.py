@@ -281,3 +281,21 @@ def test_unreadable_session_says_so_in_the_status_bar_and_a_banner_that_fits(qtb
     # the next feed starts clean: no stale error in the status bar
     w.open_source(str(demo_dir()))
     assert w.statusBar().currentMessage() == "" and w.status_labels["backend"].text() == "loading model…"
+
+
+def test_exports_are_logged(qtbot, make_window, tmp_path, caplog):
+    """issue 21: an export from the window left no trace in the log (the status bar forgets it)."""
+    import logging
+
+    w = make_window(source=str(demo_dir()), backend_factory=template_backend, detector_factory=FakeDetector)
+    qtbot.waitUntil(lambda: w._current is not None and bool(w._current.hands) and w._faces is not None,
+                    timeout=WAIT_MS)
+    caplog.set_level(logging.INFO, logger="handviz")
+    written = w.export_frame_to(tmp_path / "frame.ply")
+    assert written
+    done = [r.getMessage() for r in caplog.records if r.name == "handviz.app.window_commands"]
+    assert len(done) == 1 and done[0].startswith("exported frame ") and str(written[0]) in done[0]
+    (tmp_path / "a-file").write_text("")
+    assert w.export_frame_to(tmp_path / "a-file" / "frame.obj") == []  # a folder that is a file
+    failed = [r for r in caplog.records if r.name == "handviz.app.window_commands" and r.levelno == logging.WARNING]
+    assert len(failed) == 1 and "a-file" in failed[0].getMessage()

@@ -120,3 +120,39 @@ def test_ctrl_c_exits_130(log_dir: Path, capsys) -> None:
     setup_logging(debug=False)
     assert report_error(KeyboardInterrupt(), debug=False) == EXIT_INTERRUPTED
     assert capsys.readouterr().err == "handviz: error: interrupted\n"
+
+
+def test_the_start_up_line_is_written_once_per_process_and_file(log_dir: Path) -> None:
+    """issue 21: the app set logging up again on launch and the log read as two starts."""
+    from handviz import __version__
+
+    first = setup_logging(debug=False, command="app")
+    setup_logging(debug=False)  # a second set-up in the same process, as the window's launch did
+    assert first.read_text(encoding="utf-8").count(f"handviz {__version__}, Python") == 1
+
+
+def test_the_app_launch_leaves_logging_to_the_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    """cli.main sets logging up for every command; the window's launch must not do it again.
+    Stopped where Qt would start (no QApplication is made, so no display is needed)."""
+    from PySide6 import QtWidgets
+
+    from handviz.commands import app
+
+    class QtStarts(Exception):
+        pass
+
+    class NoApplication:
+        @staticmethod
+        def instance() -> None:
+            return None
+
+        def __init__(self, *args: object) -> None:
+            raise QtStarts
+
+    calls: list[bool] = []
+    monkeypatch.setattr(logs, "setup_logging", lambda *a, **k: calls.append(True))
+    monkeypatch.setattr(app, "display_problem", lambda: None)
+    monkeypatch.setattr(QtWidgets, "QApplication", NoApplication)
+    with pytest.raises(QtStarts):
+        app.launch(source="demo")
+    assert calls == []

@@ -4,6 +4,7 @@ the window's own module stays about the layout and the feed's lifecycle."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ from handviz.pipeline.controller import is_session_folder
 from handviz.types import FrameResult
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg);;All files (*)"
+
+log = logging.getLogger(__name__)
 
 
 class WindowCommands:
@@ -117,8 +120,12 @@ class WindowCommands:
         try:
             written = export_hands(hands, self._faces, path, position=result.frame.index, fmt=fmt)
         except (OSError, ValueError) as exc:
+            log.warning("export of frame %d to %s failed: %s", result.frame.index, path, exc)
             self.banner.show_message(f"Export failed: {path}: {exc}", "error")
             return []
+        # In the log too: the status bar forgets it in seconds, a bug report needs what was written.
+        log.info("exported frame %d (%d hand(s), %s): %s", result.frame.index, len(hands), fmt,
+                 ", ".join(map(str, written)))
         self.settings.last_dir = str(path.parent)
         self.statusBar().showMessage("Exported " + ", ".join(p.name for p in written if p.suffix == f".{fmt}"), 6000)
         return written

@@ -68,10 +68,11 @@ def cascade_backend_factory(weights: str | None, device: str | None = None) -> C
     return load
 
 
-def launch(source: str | None = None, session: str | Path | None = None, weights: str | None = None,
-           debug: bool = False) -> int:
+def launch(source: str | None = None, session: str | Path | None = None, weights: str | None = None) -> int:
     """Create the QApplication and the window; returns the Qt exit code. Raises InputError
-    (exit status 2, logged) when there is no display, before Qt could abort the process."""
+    (exit status 2, logged) when there is no display, before Qt could abort the process.
+    Logging is the CLI's: cli.main has set it up for this command (doing it again here wrote the
+    start-up line twice)."""
     problem = display_problem()
     if problem is not None:
         raise InputError(problem)
@@ -83,9 +84,7 @@ def launch(source: str | None = None, session: str | Path | None = None, weights
 
     from handviz.app.main_window import MainWindow
     from handviz.app.settings import APPLICATION, ORGANIZATION
-    from handviz.logs import setup_logging
 
-    setup_logging(debug)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
@@ -101,4 +100,4 @@ def launch(source: str | None = None, session: str | Path | None = None, weights
 
 
 def run(args: argparse.Namespace) -> int:
-    return launch(source=args.source, weights=args.weights, debug=args.debug)
+    return launch(source=args.source, weights=args.weights)

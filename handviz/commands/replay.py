@@ -25,4 +25,4 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{path}: no such session folder (record one with `handviz record` or the app)")
     if not is_session_folder(path):
         raise InputError(f"{path}: not a handviz session (no session.sqlite inside)")
-    return launch(session=path, weights=args.weights, debug=args.debug)
+    return launch(session=path, weights=args.weights)
