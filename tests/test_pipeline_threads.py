@@ -130,6 +130,24 @@ def test_offline_run_delivers_every_frame_in_order_with_stamps():
     assert source.closed.is_set() and not handviz_threads()
 
 
+@pytest.mark.parametrize("realtime", [False, True])
+def test_file_frames_carry_their_time_on_the_source_clock(realtime: bool):
+    """Paced (the app) or not (`record`), frame k of a 50 fps file is k / 50 s into it: the time
+    the smoother and a recording go by (issue 21: `record` used processing times)."""
+    from handviz.pipeline import timing
+
+    results, _, pipeline = collect(source=ListSource(6, fps=50.0), detector_factory=FakeDetector,
+                                   backend_factory=lambda: tiny_backend(), realtime=realtime)
+    run_to_end(pipeline)
+    assert [r.frame.stamps[timing.SOURCE_TIME] for r in results] == [r.frame.index / 50.0 for r in results]
+    assert all(timing.content_time(r.frame.stamps) == r.frame.stamps[timing.SOURCE_TIME] for r in results)
+    live, _, pipeline = collect(source=ListSource(3, fps=30.0, live=True), detector_factory=FakeDetector,
+                                backend_factory=lambda: tiny_backend(), realtime=False)
+    run_to_end(pipeline)
+    assert live and all(timing.SOURCE_TIME not in r.frame.stamps for r in live)  # a camera has no clock of its own
+    assert timing.content_time(live[0].frame.stamps) == live[0].frame.captured_at
+
+
 def test_smoothing_touches_the_aggregate_but_not_the_hypotheses():
     results, _, pipeline = collect(source=ListSource(6), detector_factory=FakeDetector,
                                    backend_factory=lambda: tiny_backend(), realtime=False)

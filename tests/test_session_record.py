@@ -122,3 +122,43 @@ def test_record_of_an_endless_source_stops_at_max_frames(tmp_path: Path, monkeyp
     assert not run.is_alive() and codes == [0]
     with SessionReader(tmp_path / "s") as reader:
         assert len(reader) == 5 and reader.complete
+
+
+def _clip(path: Path, fps: float, frames: int) -> Path:
+    """The thumbs-up photo as an MJPG clip of `frames` frames declared at `fps`."""
+    import cv2
+
+    from handviz.pipeline.letterbox import letterbox
+
+    photo = letterbox(cv2.imread(str(assets_dir() / "demo" / "thumb_up.jpg")), (320, 240))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (320, 240))
+    for _ in range(frames):
+        writer.write(photo)
+    writer.release()
+    return path
+
+
+@pytest.mark.parametrize("source, fps", [("demo", 30.0), ("clip", 25.0)])
+def test_record_keeps_the_source_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quiet_logs,
+                                       capsys: pytest.CaptureFixture[str], source: str, fps: float) -> None:
+    """issue 21: `record demo` stamped frames as fast as they were processed (0.02-783 ms apart)
+    and the exported BVH said 37.7 fps. Frame k of a file is k / fps into it, as the app plays it."""
+    import handviz.cascade
+
+    monkeypatch.setattr(handviz.cascade, "Cascade", StandInCascade)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "stage1.safetensors").write_bytes(b"stand-in")
+    spec = "demo" if source == "demo" else str(_clip(tmp_path / "clip.avi", fps, 12))
+    assert main(["--weights", str(weights), "record", spec, "--out", str(tmp_path / "s"), "--max-frames", "12"]) == 0
+    with SessionReader(tmp_path / "s") as reader:
+        assert reader.fps == fps and len(reader) == 12
+        times = np.array([reader.frame(k).timestamp for k in range(len(reader))])
+        with_hand = sum(bool(reader.frame(k).hands) for k in range(len(reader)))
+    np.testing.assert_allclose(times, np.arange(12) / fps, atol=1e-9)
+    assert with_hand == 12, "MediaPipe found no hand in the demo photo"
+    assert main(["export", str(tmp_path / "s"), "--all", "--out", str(tmp_path / "hand.bvh")]) == 0
+    frame_time = next(line for line in (tmp_path / "hand.bvh").read_text().splitlines()
+                      if line.startswith("Frame Time:"))
+    assert float(frame_time.split(":")[1]) == pytest.approx(1 / fps, rel=1e-4)
+    capsys.readouterr()

@@ -1,7 +1,9 @@
 """`handviz record INPUT --out SESSION`: run the pipeline headless over a video, folder or camera
 and keep everything in a session folder (replay it with `handviz replay`, export meshes with
 `handviz export`). It drives the same SessionController as the app, without real-time pacing:
-nothing is dropped, the pipeline waits for the model and the disk."""
+nothing is dropped, the pipeline waits for the model and the disk. Frames of a file or the demo
+are still timed by the source's own clock, as the app plays them (frame k of the 30 fps demo at
+k/30 s: timing.SOURCE_TIME), so the session, its replay and its exports keep the clip's speed."""
 
 from __future__ import annotations
 

@@ -57,6 +57,7 @@ _STOP = object()
 class _Pending:
     result: FrameResult
     put_time: float  # time.perf_counter() when handed to put()
+    at: float | None = None  # the frame's time as the caller gave it (seconds, any origin)
 
 
 class SessionWriter:
@@ -124,14 +125,17 @@ class SessionWriter:
     def recording(self) -> bool:
         return not self._closing and self.error is None
 
-    def put(self, result: FrameResult, *, block: bool = False, timeout: float | None = None) -> bool:
+    def put(self, result: FrameResult, *, block: bool = False, timeout: float | None = None,
+            at: float | None = None) -> bool:
         """Queue one result; True when it will be written.
 
         block=False (the live view): never waits; a full queue drops and counts the record.
         block=True (headless `record`): waits for room, up to `timeout` seconds (None: forever).
+        at: the frame's time in seconds, any origin (the recorder gives a file's own clock);
+        None: its capture stamp, else when it was put. Stored relative to the first frame's.
         The writer keeps references to the arrays: do not modify them afterwards.
         """
-        item = _Pending(result, time.perf_counter())
+        item = _Pending(result, time.perf_counter(), at)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
@@ -252,7 +256,7 @@ class SessionWriter:
         image = result.frame.image
         video_frame = self._write_video(image)
         captured = result.frame.captured_at
-        t_capture = captured if captured is not None else item.put_time
+        t_capture = item.at if item.at is not None else captured if captured is not None else item.put_time
         if self._t0 is None:
             self._t0 = t_capture
         frame = self._next_frame

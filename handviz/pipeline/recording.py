@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from handviz.pipeline.timing import content_time
 from handviz.types import FrameResult
 
 log = logging.getLogger(__name__)
@@ -90,11 +91,12 @@ class Recorder:
         return Path(path)
 
     def put(self, result: FrameResult, block: bool = False) -> None:
-        """Queue one result; block=True (offline runs) waits for the disk instead of dropping."""
+        """Queue one result; block=True (offline runs) waits for the disk instead of dropping.
+        Its session time is timing.content_time: a file's own clock, a camera's capture stamp."""
         with self._lock:
             writer = self._writer
         if writer is not None:
-            writer.put(result, block=block)
+            writer.put(result, block=block, at=content_time(result.frame.stamps))
 
     def stop(self) -> RecordingSummary | None:
         """Finish the session (flushes what is queued); None when nothing was recording."""

@@ -71,6 +71,8 @@ class Pipeline:
     seconds to answer), and a failure is a "source-error" event with data {"opening": True}.
     realtime=True paces file sources at their frame rate and drops the oldest frame when a stage
     is busy; realtime=False runs as fast as the stages allow and loses no frame (offline runs).
+    Either way a file's frames carry their time on its clock (timing.SOURCE_TIME), which the
+    smoother and the recording go by, so both modes give a clip the same timeline.
     """
 
     def __init__(
@@ -246,6 +248,7 @@ class Pipeline:
 
     def _capture_frames(self, source: Source) -> None:
         period = 1.0 / source.fps if (self.realtime and source.fps) else 0.0
+        clock = None if source.live else source.fps  # frames per second of the source's own clock
         next_due = timing.now()
         index = 0
         warned = 0
@@ -277,6 +280,8 @@ class Pipeline:
                 continue
             frame = Frame(index=index, image=image, source=source.name)
             frame.stamps[timing.CAPTURED] = timing.now()
+            if clock:  # paced or not, frame k of a file is k / fps into it (app and `record` agree)
+                frame.stamps[timing.SOURCE_TIME] = index / clock
             index += 1
             self._frames_captured = index
             self._to_detect.put(frame, wait=not self.realtime)
@@ -377,7 +382,7 @@ class Pipeline:
                 error = self._stage_error("3D estimation", exc)
         frame.stamps[timing.INFER_END] = timing.now()
         if options.smoothing:
-            hands = self._smoother(hands, frame.stamps[timing.CAPTURED])
+            hands = self._smoother(hands, timing.content_time(frame.stamps))
         else:
             self._smoother.reset()
         return FrameResult(frame=frame, detections=item.detections, hands=hands, intrinsics=K, error=error)

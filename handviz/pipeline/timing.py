@@ -20,6 +20,10 @@ DETECT_END = "detect_end"
 INFER_START = "infer_start"
 INFER_END = "infer_end"
 DELIVERED = "delivered"
+#: Not a stage: a file's frame k at k / fps seconds, the source's own clock (cameras have none).
+#: Sessions and the smoother go by it, so a clip keeps its speed however fast frames were
+#: processed (`record` runs unpaced: its capture stamps were 0.02-783 ms apart on a 30 fps demo).
+SOURCE_TIME = "source_time"
 
 #: (timing name, from stamp, to stamp). "latency" is capture -> result delivered.
 STAGES: tuple[tuple[str, str, str], ...] = (
@@ -33,6 +37,12 @@ STAGES: tuple[tuple[str, str, str], ...] = (
 def now() -> float:
     """The clock every stamp uses (seconds, monotonic)."""
     return time.perf_counter()
+
+
+def content_time(stamps: dict[str, float]) -> float:
+    """When the frame happens in what it shows (seconds): its time on the source's clock when the
+    source has one (files, folders, the demo), else its capture stamp (cameras)."""
+    return stamps.get(SOURCE_TIME, stamps[CAPTURED])
 
 
 def stage_timings(stamps: dict[str, float]) -> dict[str, float]:
