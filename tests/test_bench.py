@@ -119,6 +119,31 @@ def test_bench_json_shape(monkeypatch, capsys):
     assert "skipping the app measurement" in err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--window", "800x600"], "--window sets the size of the --app window; add --app"),
+    (["--app", "--window", "big"], "--window: must be WIDTHxHEIGHT in pixels, e.g. 1280x720, got 'big'"),
+    (["--app", "--window", "100x100"], "--window: must be within 320x240..7680x4320, got 100x100"),
+])
+def test_bench_window_is_checked_before_any_work(capsys, argv, message):
+    try:
+        code = main(["bench", *argv])
+    except SystemExit as exit_info:  # a value argparse refuses
+        code = exit_info.code
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"handviz: error: {message}"]
+
+
+def test_app_report_names_its_window_and_viewport(capsys):
+    from handviz.commands.bench import _print_app
+
+    _print_app({"fps": 29.0, "fps_by_hands": {"1": 29.0}, "status_bar_fps": 29.1, "status_bar_latency_ms": 48.2,
+                "mediapipe_only_fps": 90.0, "ratio": 0.32, "latency_ms": {"median": 48.0, "p90": 60.0},
+                "dropped": 0, "captured": 600, "backend": "cascade · cpu", "hypotheses": 32, "source": "demo",
+                "source_fps": 30.0, "window_px": [1280, 720], "viewport_px": [640, 400], "loadavg_1m": 1.2})
+    out = capsys.readouterr().out
+    assert "window 1280x720, viewport 640x400" in out and "the status bar said 29.1 fps, 48 ms" in out
+
+
 def test_bench_rejects_a_soak_of_nothing(capsys):
     assert main(["bench", "--soak", "0"]) == 2
     assert "--soak must be at least 1" in capsys.readouterr().err
@@ -129,8 +154,14 @@ def test_bench_rejects_a_soak_of_nothing(capsys):
 def test_app_bench_counts_frames_the_viewport_displayed():
     from handviz.bench.app_bench import bench_app
 
-    result = bench_app(model_factory(), seconds=2.0, warmup_s=0.5, mediapipe_frames=10)
+    result = bench_app(model_factory(), seconds=2.0, warmup_s=0.5, mediapipe_frames=10, window_size=(900, 700))
     a = result.as_json()
+    # issue 21: the figures name the window they came from (Xvfb has no window manager to refuse it)
+    assert a["window_px"] == [900, 700]
+    assert 0 < a["viewport_px"][0] < 900 and 0 < a["viewport_px"][1] < 700
+    # ... and the status bar shows the latency as it shows the fps (both DisplayStats)
+    assert a["status_bar_latency_ms"] == pytest.approx(a["latency_ms"]["median"],
+                                                       abs=max(30.0, 0.5 * a["latency_ms"]["median"]))
     for key in ("fps", "mediapipe_only_fps", "ratio", "latency_ms", "dropped"):
         assert key in a
     assert a["frames_displayed"] > 0 and a["fps"] > 0 and a["mediapipe_only_fps"] > 0

@@ -81,4 +81,26 @@ def test_window_draws_at_most_once_per_refresh_and_status_bar_shows_displayed_fp
     status_fps = float(w.status_labels["fps"].text().split()[0])
     assert status_fps == pytest.approx(w.presenter.stats.fps(), abs=max(3.0, 0.3 * status_fps))
     assert w.status_labels["hands"].text() == "hands: 1"
+    # issue 21: capture -> display beside the fps, DisplayStats' median as `bench --app` reports it
+    qtbot.waitUntil(lambda: w.status_labels["latency"].text().endswith(" ms"), timeout=5000)
+    status_latency = float(w.status_labels["latency"].text().split()[1])
+    assert status_latency > 0
+    assert status_latency == pytest.approx(w.presenter.stats.latency_ms(), abs=max(20.0, 0.5 * status_latency))
     w.close()
+
+
+@needs_display
+def test_status_panel_shows_latency_beside_fps_and_a_dash_without_it(qtbot):
+    from PySide6.QtWidgets import QStatusBar
+
+    from handviz.app.status_panel import StatusPanel
+
+    bar = QStatusBar()
+    qtbot.addWidget(bar)
+    panel = StatusPanel(bar)
+    keys = list(panel.labels)
+    assert keys.index("latency") == keys.index("fps") + 1
+    panel.show_numbers(29.6, 1, 0, None, latency_ms=48.4)
+    assert (panel.labels["fps"].text(), panel.labels["latency"].text()) == ("29.6 fps", "latency 48 ms")
+    panel.show_numbers(30.0, 1, 0, None, latency_ms=None)  # a replay: capture stamps of another run
+    assert panel.labels["latency"].text() == "latency –"

@@ -309,14 +309,14 @@ class MainWindow(WindowCommands, QMainWindow):
     def _refresh_stats(self) -> None:
         at = timing.now()
         fps = self.presenter.stats.fps(at)
+        latency = self.presenter.stats.latency_ms(at)
         recorder = self.controller.recorder
         self.status.show_numbers(fps, self._hands_shown if self._current is not None else 0,
                                  self.bridge.gui_dropped + self.presenter.skipped + self.controller.dropped,
-                                 recorder.frames_written if recorder.recording else None)
+                                 recorder.frames_written if recorder.recording else None, latency)
         if self.plots_dock.isVisible():
             snap = self.stats.snapshot(at)
             snap.fps = fps
-            latency = self.presenter.stats.latency_ms(at)
             snap.stage_ms["latency"] = latency if latency is not None else float("nan")
             self.plots.add(at, snap)
 

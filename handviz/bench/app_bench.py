@@ -72,9 +72,10 @@ def spin_until(predicate: Callable[[], bool], timeout_s: float, poll_ms: int = 2
 
 @contextmanager
 def bench_window(backend_factory: Callable[[], InferenceBackend] | None, workdir: str | Path,
-                 n_hypotheses: int = HYPOTHESES_DEFAULT) -> Iterator[Any]:
+                 n_hypotheses: int = HYPOTHESES_DEFAULT, size: tuple[int, int] | None = None) -> Iterator[Any]:
     """The app's MainWindow, shown, not yet playing, with its settings in workdir/handviz-bench.ini
-    (recordings go to workdir/sessions). Closed (feed stopped, VTK freed) on exit."""
+    (recordings go to workdir/sessions). size: (width, height) px; None: the app's first-start
+    size for this screen. Closed (feed stopped, VTK freed) on exit."""
     from PySide6.QtCore import QSettings
 
     from handviz.app.main_window import MainWindow
@@ -86,6 +87,8 @@ def bench_window(backend_factory: Callable[[], InferenceBackend] | None, workdir
     store.setValue("app/ddim_steps", 1)
     store.setValue("app/record_dir", str(workdir / "sessions"))
     window = MainWindow(backend_factory=backend_factory, settings=store, autostart=False)
+    if size is not None:
+        window.resize(*size)
     window.show()
     app.processEvents()
     try:
@@ -102,7 +105,7 @@ class WindowWatch:
     A frame counts as displayed when the window's frame clock has drawn and rendered it (its
     `presenter.displayed` signal: the same events the status bar's fps counts, see
     timing.DisplayStats). While `measuring`, each is kept as (display time, capture->display s,
-    hands drawn), and the status bar's fps is sampled every STATS_INTERVAL_MS.
+    hands drawn), and the status bar's fps and latency are sampled every STATS_INTERVAL_MS.
     """
 
     def __init__(self, window: Any) -> None:
@@ -112,6 +115,7 @@ class WindowWatch:
         self.displays: list[tuple[float, float, int]] = []
         self.pipeline_latency_ms: list[float] = []
         self.status_fps: list[float] = []
+        self.status_latency_ms: list[float] = []
         self.results = 0  # results that reached the GUI thread
         self.result_errors = 0
         window.bridge.event.connect(self._on_event)
@@ -137,13 +141,14 @@ class WindowWatch:
         if self.measuring and shown.latency_s is not None:
             self.displays.append((shown.displayed_at, shown.latency_s, shown.hands))
 
-    def sample_status_fps(self) -> None:
-        """The number the user reads in the status bar right now."""
-        text = self.window.status_labels["fps"].text().split()[0]
-        try:
-            self.status_fps.append(float(text))
-        except ValueError:
-            pass
+    def sample_status_bar(self) -> None:
+        """The fps ("29.6 fps") and latency ("latency 48 ms") the user reads in the status bar now."""
+        for key, word, samples in (("fps", 0, self.status_fps), ("latency", 1, self.status_latency_ms)):
+            words = self.window.status_labels[key].text().split()
+            try:
+                samples.append(float(words[word]))
+            except (IndexError, ValueError):
+                pass  # "– fps" or "latency –": nothing shown yet
 
     def error_events(self) -> list[Any]:
         return [e for e in self.events if e.level == "error"]
@@ -242,6 +247,7 @@ class AppBenchResult:
     frames_displayed: int
     captured: int
     status_bar_fps: float  # mean of what the status bar said while measured (same definition as fps)
+    status_bar_latency_ms: float  # median of the latency it said (DisplayStats' median, as latency_ms)
     pipeline_latency_ms: dict[str, float]
     fps_by_hands: dict[str, float]
     hands_mean: float
@@ -249,6 +255,7 @@ class AppBenchResult:
     backend: str
     source: str
     source_fps: float | None
+    window_px: tuple[int, int]  # the window's size while measured (what --window asked, if it got it)
     viewport_px: tuple[int, int]
     process_cpu_cores: float  # CPU seconds this process used per wall second while measured
     loadavg_1m: float  # the machine's load when the measurement started (others' work included)
@@ -264,9 +271,11 @@ class AppBenchResult:
             "ratio": round(self.ratio, 3), "latency_ms": self.latency_ms, "dropped": self.dropped,
             "seconds": round(self.seconds, 2), "frames_displayed": self.frames_displayed,
             "captured": self.captured, "status_bar_fps": round(self.status_bar_fps, 2),
+            "status_bar_latency_ms": round(self.status_bar_latency_ms, 1),
             "pipeline_latency_ms": self.pipeline_latency_ms, "fps_by_hands": self.fps_by_hands,
             "hands_mean": round(self.hands_mean, 3), "hypotheses": self.hypotheses, "backend": self.backend,
-            "source": self.source, "source_fps": self.source_fps, "viewport_px": list(self.viewport_px),
+            "source": self.source, "source_fps": self.source_fps, "window_px": list(self.window_px),
+            "viewport_px": list(self.viewport_px),
             "process_cpu_cores": round(self.process_cpu_cores, 2), "loadavg_1m": round(self.loadavg_1m, 2),
             "errors": self.errors,
         }
@@ -274,9 +283,12 @@ class AppBenchResult:
 
 def bench_app(backend_factory: Callable[[], InferenceBackend] | None, seconds: float = 20.0,
               warmup_s: float = 3.0, source: str = "demo", n_hypotheses: int = HYPOTHESES_DEFAULT,
-              mediapipe_frames: int = MEDIAPIPE_FRAMES, load_timeout_s: float = 180.0) -> AppBenchResult:
+              mediapipe_frames: int = MEDIAPIPE_FRAMES, load_timeout_s: float = 180.0,
+              window_size: tuple[int, int] | None = None) -> AppBenchResult:
     """Open the main window on `source`, let it run warmup_s after the model is loaded, then count
     what it displays for `seconds`; then time MediaPipe alone on the same source's frames.
+    window_size: (width, height) px of the window (None: the app's first-start size); the result
+    gives the size it really had, since the frame rate of a software renderer follows it.
 
     backend_factory: what the app gets (commands.app.cascade_backend_factory for the real cascade);
     None measures the app without a model (MediaPipe's 3D only). Raises InputError when the model
@@ -286,7 +298,7 @@ def bench_app(backend_factory: Callable[[], InferenceBackend] | None, seconds: f
         raise RuntimeError(NO_DISPLAY_NOTE)
     backend_factory = preloaded(backend_factory)
     with tempfile.TemporaryDirectory(prefix="handviz-bench-app-") as workdir, \
-            bench_window(backend_factory, workdir, n_hypotheses) as window:
+            bench_window(backend_factory, workdir, n_hypotheses, window_size) as window:
         watch = WindowWatch(window)
         window.open_source(source)
         backend = watch.wait_for_backend(load_timeout_s, require_model=backend_factory is not None)
@@ -304,7 +316,7 @@ def bench_app(backend_factory: Callable[[], InferenceBackend] | None, seconds: f
         t0 = timing.now()
         sampler = QTimer()
         sampler.setInterval(STATS_INTERVAL_MS)
-        sampler.timeout.connect(watch.sample_status_fps)
+        sampler.timeout.connect(watch.sample_status_bar)
         QTimer.singleShot(int(2 * STATS_INTERVAL_MS), sampler.start)  # once the status bar's window is full
         spin_until(lambda: False, seconds)
         sampler.stop()
@@ -315,6 +327,7 @@ def bench_app(backend_factory: Callable[[], InferenceBackend] | None, seconds: f
         captured = pipeline.frames_captured - captured0
         source_fps = pipeline.source.fps if pipeline.source is not None else None
         size = window.viewport.plotter.ren_win.GetSize()
+        window_px = (window.width(), window.height())
         watch.detach()
         errors = [e.message for e in watch.error_events()]
     displays = watch.displays
@@ -328,6 +341,7 @@ def bench_app(backend_factory: Callable[[], InferenceBackend] | None, seconds: f
         frames_displayed=len(displays),
         captured=int(captured),
         status_bar_fps=float(np.mean(watch.status_fps)) if watch.status_fps else float("nan"),
+        status_bar_latency_ms=float(np.median(watch.status_latency_ms)) if watch.status_latency_ms else float("nan"),
         pipeline_latency_ms=_stats_ms([ms / 1000.0 for ms in watch.pipeline_latency_ms]),
         fps_by_hands=fps_by_hands(displays),
         hands_mean=float(np.mean([d[2] for d in displays])) if displays else 0.0,
@@ -335,6 +349,7 @@ def bench_app(backend_factory: Callable[[], InferenceBackend] | None, seconds: f
         backend=f"{backend.name} · {backend.device}",
         source=source,
         source_fps=source_fps,
+        window_px=window_px,
         viewport_px=(int(size[0]), int(size[1])),
         process_cpu_cores=cpu / elapsed if elapsed > 0 else 0.0,
         loadavg_1m=load,

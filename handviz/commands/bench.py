@@ -6,8 +6,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
+
+#: --window's bounds (pixels): below this the docks crowd the views out; above, no screen has it.
+WINDOW_MIN = (320, 240)
+WINDOW_MAX = (7680, 4320)
+
+
+def window_size(text: str) -> tuple[int, int]:
+    """argparse type of --window: "WIDTHxHEIGHT" (e.g. 1280x720) -> (width, height) in pixels."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"must be WIDTHxHEIGHT in pixels, e.g. 1280x720, got {text!r}")
+    size = (int(match.group(1)), int(match.group(2)))
+    if not all(low <= v <= high for v, low, high in zip(size, WINDOW_MIN, WINDOW_MAX)):
+        raise argparse.ArgumentTypeError(f"must be within {WINDOW_MIN[0]}x{WINDOW_MIN[1]}.."
+                                         f"{WINDOW_MAX[0]}x{WINDOW_MAX[1]}, got {text}")
+    return size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="length of the --app measurement, after the model loaded and a warm-up (default 20)")
     p.add_argument("--app-source", default="demo", metavar="SPEC",
                    help="what the window plays for --app (default: the bundled demo, at its 30 fps)")
+    p.add_argument("--window", type=window_size, default=None, metavar="WxH",
+                   help="--app: the window's size in pixels, e.g. 1280x720 (default: the app's first-start "
+                   "size for the screen); the report gives the size the window really had")
     p.add_argument("--soak", type=int, default=None, metavar="N",
                    help="instead: run the full pipeline with recording for N frames (e.g. 10000)")
     p.add_argument("--video", default=None, metavar="PATH",
@@ -45,6 +65,8 @@ def _check(args: argparse.Namespace) -> None:
                         ("--threads", args.threads)):
         check_at_least(name, value, 1)
     check_positive("--seconds", args.seconds)
+    if args.window is not None and not args.app:
+        raise InputError("--window sets the size of the --app window; add --app")
     if args.video is not None and not Path(args.video).is_file():
         raise InputError(f"--video {args.video}: no such file")
 
@@ -106,19 +128,27 @@ def _app_report(args: argparse.Namespace) -> dict:
     if not display_available():
         print(f"handviz bench: skipping the app measurement: {NO_DISPLAY_NOTE}", file=sys.stderr)
         return {"skipped": NO_DISPLAY_NOTE}
-    result = bench_app(cascade_backend_factory(args.weights), seconds=args.seconds, source=args.app_source)
+    result = bench_app(cascade_backend_factory(args.weights), seconds=args.seconds, source=args.app_source,
+                       window_size=args.window)
     return result.as_json()
 
 
 def _print_app(a: dict) -> None:
+    """The app figures in one paragraph, which names the window (and viewport) they came from."""
     if "skipped" in a:
         print(f"app: skipped ({a['skipped']})")
         return
     hands = ", ".join(f"{k} hand(s) {v:.1f} fps" for k, v in a["fps_by_hands"].items())
-    print(f"app: {a['fps']:.1f} fps displayed ({hands}; the status bar said {a['status_bar_fps']:.1f}), MediaPipe alone {a['mediapipe_only_fps']:.1f} fps "
+    print(f"app: {a['fps']:.1f} fps displayed ({hands}; the status bar said {a['status_bar_fps']:.1f} fps, "
+          f"{a['status_bar_latency_ms']:.0f} ms), MediaPipe alone {a['mediapipe_only_fps']:.1f} fps "
           f"(ratio {a['ratio']:.2f}); capture->display median {a['latency_ms']['median']:.0f} ms, "
           f"p90 {a['latency_ms']['p90']:.0f} ms; dropped {a['dropped']} of {a['captured']} captured "
-          f"[{a['backend']}, N={a['hypotheses']}, {a['source']} at {a['source_fps']} fps, load {a['loadavg_1m']}]")
+          f"[{a['backend']}, N={a['hypotheses']}, {a['source']} at {a['source_fps']} fps, "
+          f"window {_size(a['window_px'])}, viewport {_size(a['viewport_px'])}, load {a['loadavg_1m']}]")
+
+
+def _size(pixels: list[int]) -> str:
+    return f"{pixels[0]}x{pixels[1]}"
 
 
 def _run_soak(args: argparse.Namespace) -> int:
