@@ -22,7 +22,9 @@ from handviz.diffusion.weights import check_cascade_compatible, load_mesh_models
 from handviz.features import JOINT_SCALE_MM, OBSERVATION_COND_DIM, keypoint_condition, solve_root_translation
 from handviz.limits import HYPOTHESES_DEFAULT, HYPOTHESES_MAX, HYPOTHESES_MIN, check_in_range
 from handviz.paths import weights_dir as resolve_weights_dir
-from handviz.posterior import PosteriorConfig, hand_scales, posterior_hypotheses
+from handviz.geometry import similarity_aligned
+from handviz.placement import distance_interval
+from handviz.posterior import PosteriorConfig, posterior_hypotheses
 from handviz.types import Detection, HandEstimate
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ class _Batch:
     world: np.ndarray  # (B, 21, 3) mm MediaPipe world landmarks (mirrored for left hands)
     kp_z: np.ndarray  # (B, 21) MediaPipe image-landmark z, px (NaN when unknown)
     mirrored: np.ndarray  # (B,) bool
+    tta_kp: list[np.ndarray | None]  # per hand (M, 21, 2) px: MediaPipe on changed copies (mirrored)
+    tta_world: list[np.ndarray | None]  # per hand (M, 21, 3) mm (mirrored)
 
 
 class Cascade:
@@ -92,10 +96,9 @@ class Cascade:
         self.takes_observation_error = getattr(joint_denoiser, "cond_dim", None) == OBSERVATION_COND_DIM
         self.observation_error_mm = float(self.config.get("observation_error_mm", 15.0))
         self.posterior = PosteriorConfig.from_dict(self.config.get("posterior"))
-        self._keypoint_noise = None
-        #: Pulls the stage-2 mesh onto the fused joints (None: no template, or snapping is off).
+        #: Pulls the stage-2 mesh onto the fused joints (None: no template).
         self._pull: torch.Tensor | None = None
-        if template_mm is not None and self.posterior.snap:
+        if template_mm is not None:
             regressor = mesh_ae.joint_regressor.detach().cpu().numpy()
             self._pull = mesh_pull_matrix(template_mm, regressor).to(device)
         self._rng = np.random.default_rng()
@@ -140,16 +143,24 @@ class Cascade:
 
     def _inputs(self, detections: list[Detection], K: np.ndarray, use_image: bool) -> _Batch:
         cx = float(K[0, 2])
-        kps, zs, worlds, crops, mirrored = [], [], [], [], []
+        kps, zs, worlds, crops, mirrored, tta_kps, tta_worlds = [], [], [], [], [], [], []
         for d in detections:
             left = d.handedness == "Left"
             kp = np.asarray(d.keypoints_2d, np.float32).copy()
             world = np.asarray(d.world_3d, np.float32).copy()
+            tta_kp = None if d.tta_keypoints_2d is None else np.array(d.tta_keypoints_2d, np.float32)
+            tta_world = None if d.tta_world_3d is None else np.array(d.tta_world_3d, np.float32)
             crop = d.crop
             if left:  # mirror about the principal point: exactly x -> -x in the camera frame
                 kp[:, 0] = 2 * cx - kp[:, 0]
                 world[:, 0] = -world[:, 0]
                 crop = None if crop is None else crop[:, ::-1]
+                if tta_kp is not None:
+                    tta_kp[..., 0] = 2 * cx - tta_kp[..., 0]
+                if tta_world is not None:
+                    tta_world[..., 0] = -tta_world[..., 0]
+            tta_kps.append(tta_kp)
+            tta_worlds.append(tta_world)
             kps.append(kp)
             zs.append(d.keypoints_z if d.keypoints_z is not None else np.full(21, np.nan, np.float32))
             worlds.append(world)
@@ -168,36 +179,19 @@ class Cascade:
         if use_image and all(c is not None for c in crops):
             arr = np.ascontiguousarray(np.stack(crops))
             crop_t = torch.from_numpy(arr).to(self._device).permute(0, 3, 1, 2).float() / 255.0
-        return _Batch(torch.from_numpy(cond).to(self._device), crop_t, kp2d, world, kp_z, np.array(mirrored))
-
-    def _ray_noise(self, kp2d: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray | None:
-        """(n, 21, 2) px offsets drawn from MediaPipe's fitted 2D noise, or None when switched off."""
-        scale = self.posterior.keypoint_noise_scale
-        if scale <= 0 or n < 2:
-            return None
-        if self._keypoint_noise is None:
-            from handviz.data.noise_model import load_noise_model
-
-            self._keypoint_noise = load_noise_model()
-        return self._keypoint_noise.offsets(kp2d, n, rng, self.posterior.keypoint_noise_modes) * scale
+        return _Batch(torch.from_numpy(cond).to(self._device), crop_t, kp2d, world, kp_z, np.array(mirrored),
+                      tta_kps, tta_worlds)
 
     def _posterior(self, joints: torch.Tensor, batch: _Batch, K: np.ndarray, n: int,
-                   seed: int | None) -> tuple[torch.Tensor, np.ndarray | None]:
-        """Stage-1 samples (B, N, 63) -> hypotheses on the keypoint rays, fused with MediaPipe's 3D,
-        and each hypothesis' size factor (B, N) about the camera (None: all at the estimate's)."""
-        if not self.posterior.snap:
-            return joints, None
+                   seed: int | None) -> torch.Tensor:
+        """Stage-1 samples (B, N, 63) -> hypotheses on the keypoint rays, fused with MediaPipe's 3D
+        (handviz.posterior), at the estimate's size and distance."""
         rng = np.random.default_rng(seed) if seed is not None else self._rng
         hyps = joints.reshape(joints.shape[0], n, 21, 3).float().cpu().numpy() * JOINT_SCALE_MM
-        out, scales = [], []
-        for i in range(len(hyps)):
-            noise = self._ray_noise(batch.kp2d[i], n, rng)
-            scale = hand_scales(n, self.posterior.hand_scale_sd, rng)
-            out.append(posterior_hypotheses(hyps[i], batch.kp2d[i], K, batch.world[i], self.posterior,
-                                            noise, batch.kp_z[i], rng, scale))
-            scales.append(np.ones(n) if scale is None else scale)
-        joints = torch.from_numpy((np.stack(out) / JOINT_SCALE_MM).reshape(joints.shape)).to(joints)
-        return joints, np.stack(scales)
+        out = [posterior_hypotheses(hyps[i], batch.kp2d[i], K, batch.world[i], self.posterior, batch.kp_z[i],
+                                    batch.tta_kp[i], batch.tta_world[i], rng)
+               for i in range(len(hyps))]
+        return torch.from_numpy((np.stack(out) / JOINT_SCALE_MM).reshape(joints.shape)).to(joints)
 
     @torch.inference_mode()
     def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = HYPOTHESES_DEFAULT,
@@ -214,7 +208,7 @@ class Cascade:
             gen = torch.Generator(device=self._device).manual_seed(seed)
         feat = self.crop_encoder(batch.crops) if batch.crops is not None else None
         joints = sample_joints(self.joint_denoiser, batch.cond, feat, n_hypotheses, ddim_steps, gen)
-        joints, scales = self._posterior(joints, batch, np.asarray(K, np.float64), n_hypotheses, seed)
+        joints = self._posterior(joints, batch, np.asarray(K, np.float64), n_hypotheses, seed)
         latents = mean_mesh_latent(self.latent_denoiser, joints, feat, ddim_steps)
         verts = self.mesh_ae.decode_mean(latents)  # (B, V, 3): the mesh of the aggregate hand
         if self._pull is not None:  # the mesh must sit on the keypoints too, not 1-2 mm beside them
@@ -223,30 +217,23 @@ class Cascade:
             verts = verts + torch.einsum("vj,bjc->bvc", self._pull.to(verts.dtype), residual)
         hyps = joints.reshape(joints.shape[0], n_hypotheses, 21, 3).float().cpu().numpy() * JOINT_SCALE_MM
         verts = verts.float().cpu().numpy() * JOINT_SCALE_MM
-        return [self._finish(d, batch.kp2d[i], batch.mirrored[i], hyps[i], verts[i], K,
-                             None if scales is None else scales[i])
+        return [self._finish(d, batch.kp2d[i], batch.mirrored[i], hyps[i], verts[i], K)
                 for i, d in enumerate(detections)]
 
     @staticmethod
     def _finish(det: Detection, kp2d: np.ndarray, mirrored: bool, hyps: np.ndarray, verts: np.ndarray,
-                K: np.ndarray, scales: np.ndarray | None = None) -> HandEstimate:
-        """Aggregate, place in the camera (root translation from 2D + K), mirror back if left.
-
-        scales: (N,) each hypothesis' size factor (mean 1): a hypothesis scaled about the camera
-        has its wrist that much farther, so it still projects onto the keypoints.
-        """
+                K: np.ndarray) -> HandEstimate:
+        """Aggregate, place in the camera (root translation from 2D + K), mirror back if left."""
         mean = hyps.mean(axis=0)
-        spread = np.linalg.norm(hyps - mean, axis=-1).mean(axis=0)
         t = solve_root_translation(mean, kp2d, np.asarray(K, np.float32))
-        roots = t[None] if scales is None else np.asarray(scales, np.float32)[:, None] * t[None]  # (N or 1, 3)
-        joints, hyps_cam, verts_cam = mean + t, hyps + roots[:, None], verts + t
+        joints, hyps_cam, verts_cam = mean + t, hyps + t, verts + t
         if mirrored:
             flip = np.array([-1.0, 1.0, 1.0], np.float32)
             joints, hyps_cam, verts_cam = joints * flip, hyps_cam * flip, verts_cam * flip
+        spread = np.linalg.norm(similarity_aligned(hyps_cam, joints) - joints, axis=-1).mean(axis=0)
         return HandEstimate(
             handedness=det.handedness, score=det.score, keypoints_2d=np.asarray(det.keypoints_2d, np.float32),
             joints_3d=joints.astype(np.float32), joint_hypotheses=hyps_cam.astype(np.float32),
-            joint_spread=spread.astype(np.float32), vertices=verts_cam.astype(np.float32),
-            mediapipe_world_3d=np.asarray(det.world_3d, np.float32),
+            joint_spread=spread.astype(np.float32), vertices=verts_cam.astype(np.float32), mediapipe_world_3d=np.asarray(det.world_3d, np.float32),
+            distance_mm=distance_interval(joints),
         )
-

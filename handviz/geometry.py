@@ -32,3 +32,18 @@ def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
     normals = np.stack([np.bincount(idx, weights=weights[:, c], minlength=len(verts)) for c in range(3)], axis=1)
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     return (normals / np.maximum(length, 1e-12)).astype(np.float32)
+
+
+def similarity_aligned(hands: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Each hand (N, J, 3) moved by the similarity (scale, rotation, translation) that best maps it
+    onto target (J, 3): what is left is the hands' difference in shape, not in place or size."""
+    a = np.asarray(hands, np.float64)
+    b = np.asarray(target, np.float64)
+    a0, b0 = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=0)
+    U, S, Vt = np.linalg.svd(np.einsum("nji,jk->nik", a0, b0))
+    d = np.sign(np.linalg.det(U @ Vt))
+    S[:, 2] *= d
+    U[:, :, 2] *= d[:, None]
+    R = U @ Vt  # row vectors: a0 @ R ~ b0
+    s = S.sum(axis=1) / np.maximum((a0**2).sum(axis=(1, 2)), 1e-12)
+    return s[:, None, None] * a0 @ R + b.mean(axis=0)

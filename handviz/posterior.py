@@ -35,7 +35,7 @@ Shapes: joints (N, 21, 3) or (21, 3) in mm, camera frame (x right, y down, z for
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,49 +49,37 @@ MIN_DEPTH_MM = 50.0
 class PosteriorConfig:
     """How the hypotheses are combined with the 2D keypoints and MediaPipe's 3D.
 
-    world_weight / image_z_weight: weights of MediaPipe's two depth observations (its world
-    landmarks, aligned to our hand, and its image-landmark z) in the fused depths; the snapped
-    hypotheses get the rest. disagreement_scale: the cloud's extra spread along the differences
-    between the three depth sources, as a multiple of them. keypoint_noise_scale: multiple of
-    MediaPipe's fitted 2D noise used to jitter each hypothesis' rays (0: no jitter).
-    keypoint_noise_modes: draw that jitter along the noise's leading principal modes only
-    (rescaled to its full variance; 0: the full covariance): whole fingers shift together, so
-    single hypotheses stay plausible hands (best-of-N, issue 10).
-    ray_tolerance: how far (a fraction of the hand's 2D size) MediaPipe's aligned world landmarks
-    may pull a joint off its keypoint ray, sideways; 0 keeps every joint exactly on its ray.
-    sampler_spread_scale: multiple of stage 1's own depth spread kept in the cloud.
-    finger_modes: draw the cloud's depth deviations only along `finger_depth_modes` (each finger
-    leaning toward or away from the camera, the palm's tilt), rescaled to keep their total size.
-    hand_scale_sd: relative SD of each hypothesis' size and distance, scaled together about the
-    camera so it still projects onto its keypoints (`hand_scales`; 0: every hypothesis at the
-    estimate's distance). Measured on 6 real hands: the wrist's depth is off by 12 % RMS with the
-    true intrinsics and 37 % with the focal-length guess.
-    blend_fraction: the share of hypotheses that are blends of the depth sources only: on the
-    keypoint rays exactly (no 2D jitter), without the sampler's spread, their disagreement and
-    world-distance spread scaled by blend_spread_scale. The other settings size the rest.
-    length_sd: per digit, weight each depth source also by how plausible the digit's length is
-    with its depths on the rays, against the stage-1 samples' mean (`fuse_depths`; a relative SD,
-    0: the plain weights everywhere).
-    world_distance_scale: extra depth spread per joint, as a multiple of the 3D distance between
-    our snapped mean and MediaPipe's aligned world landmarks, both wrist-relative (their
-    disagreement, in every axis, ranks the error on real photos; the sampler's own spread does
-    not, issue 10).
+    The estimate. world_weight / image_z_weight: weights of MediaPipe's two depth observations
+    (its world landmarks, aligned to our hand, and its image-landmark z) in the fused depths; our
+    snapped hypotheses get the rest (dev set, 5 seeds: ours 0.5 beats 1/3, 10.52 against 10.64 mm).
+    ray_tolerance: how far (a fraction of the hand's 2D size) the aligned world landmarks may pull
+    a joint off its keypoint ray, sideways (0.02 against 0: 10.64 against 10.81 mm). length_sd:
+    per digit, weight each depth source also by how plausible the digit's length is with its
+    depths on the rays, against the stage-1 samples' mean (`fuse_depths`; 0.15 against 0: 10.64
+    against 10.86 mm).
+
+    The cloud: doubt about the hand's shape only (where the hand is, size against distance, is
+    `distance_interval`). blend_fraction: the share of hypotheses that are blends of the depth
+    sources, exactly on the keypoint rays, their differences scaled by blend_spread_scale (they
+    carry the best of N). The rest lean each digit toward or away from the camera by the joints'
+    expected error, `JointDoubt`, on rays jittered as MediaPipe's own keypoints move under
+    test-time augmentation (`handviz.pipeline.augment`).
     """
 
-    snap: bool = True
     world_weight: float = 1 / 3
     image_z_weight: float = 1 / 3
-    disagreement_scale: float = 1.0
-    keypoint_noise_scale: float = 0.75
-    keypoint_noise_modes: int = 0
     ray_tolerance: float = 0.0
-    sampler_spread_scale: float = 1.0
-    world_distance_scale: float = 0.0
-    finger_modes: bool = False
-    hand_scale_sd: float = 0.0
+    length_sd: float = 0.0
     blend_fraction: float = 0.0
     blend_spread_scale: float = 1.0
-    length_sd: float = 0.0
+    doubt: JointDoubt = field(default_factory=lambda: JointDoubt())
+
+    def __post_init__(self) -> None:
+        if min(self.world_weight, self.image_z_weight) < 0 or self.world_weight + self.image_z_weight > 1:
+            raise ValueError(f"world_weight {self.world_weight} and image_z_weight {self.image_z_weight} must be "
+                             "non-negative and sum to at most 1 (our own depth gets the rest)")
+        if not 0 <= self.blend_fraction <= 1:
+            raise ValueError(f"blend_fraction {self.blend_fraction} must lie in [0, 1]")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> PosteriorConfig:
@@ -101,7 +89,49 @@ class PosteriorConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown posterior settings {sorted(unknown)}; known: {sorted(known)}")
+        if "doubt" in d:
+            d["doubt"] = JointDoubt.from_dict(d["doubt"])
         return cls(**d)
+
+
+@dataclass(frozen=True)
+class JointDoubt:
+    """Each joint's expected 3D error (mm) from the evidence that the photo is hard, linear in:
+
+    - image_z: how far MediaPipe's image-landmark depth disagrees with the fused depth
+      (wrist-relative, mm); the strongest single signal on the dev set (per-joint Pearson 0.33
+      with the estimate's PA error, per-photo Spearman 0.43);
+    - tta_keypoints: how far MediaPipe's 2D keypoints move when the photo is rotated by +-8
+      degrees, shrunk to 0.85 or mirrored (mean distance from their mean, px turned into mm at the
+      hand's distance; per-photo Spearman 0.42);
+    - tta_world: how far its world landmarks move under the same changes (after a similarity).
+
+    Fitted by least squares on the dev set and scaled so that the 90 % ball holds the truth about
+    90 % of the time (weights/MODEL_CARD.md). Without test-time augmentation (live video) only
+    image_z is known, with its own fit (base_mm_without_tta, image_z_without_tta).
+    """
+
+    base_mm: float = 5.0
+    image_z: float = 0.15
+    tta_keypoints: float = 0.0
+    tta_world: float = 0.0
+    base_mm_without_tta: float = 8.0
+    image_z_without_tta: float = 0.15
+
+    @classmethod
+    def from_dict(cls, d: dict) -> JointDoubt:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown doubt settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
+        return cls(**d)
+
+    def expected_error(self, image_z_gap: np.ndarray, tta_keypoints: np.ndarray | None,
+                       tta_world: np.ndarray | None) -> np.ndarray:
+        """(21,) mm from (21,) mm features; the TTA ones None when the photo was not augmented."""
+        if tta_keypoints is None or tta_world is None:
+            return self.base_mm_without_tta + self.image_z_without_tta * image_z_gap
+        return self.base_mm + self.image_z * image_z_gap + self.tta_keypoints * tta_keypoints + \
+            self.tta_world * tta_world
 
 
 def normalized_rays(kp2d: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -207,20 +237,15 @@ def finger_depth_modes(hand: np.ndarray) -> np.ndarray:
     return np.array(modes)
 
 
-def project_onto_modes(deviations: np.ndarray, modes: np.ndarray) -> np.ndarray:
-    """Depth deviations (N, 21) projected onto the span of modes (M, 21), rescaled so the cloud
-    keeps its total size (the evidence that sized it still sizes it)."""
-    q, _ = np.linalg.qr(np.asarray(modes, np.float64).T)  # (21, M) orthonormal basis
-    dev = np.asarray(deviations, np.float64)
-    projected = dev @ q @ q.T
-    size, kept = float((dev**2).sum()), float((projected**2).sum())
-    return projected * np.sqrt(size / kept) if kept > 1e-12 else projected
-
-
 #: Each digit's joints from the wrist, (5, 5), and the digit of each of those 20 joints.
 _DIGIT_PATHS = np.array([[0, *chain] for chain in DIGIT_CHAINS])
 _DIGIT_JOINTS = _DIGIT_PATHS[:, 1:].ravel()
 _DIGIT_OF_JOINT = np.repeat(np.arange(len(DIGIT_CHAINS)), _DIGIT_PATHS.shape[1] - 1)
+#: How far each joint of the 21 leans with its digit, as a share of its expected error: a digit's
+#: base on the palm half as far as its other joints, so the palm keeps its length across the
+#: cloud (dev set: palm length max/min over one photo's hypotheses 1.49 -> 1.27 at the same
+#: coverage; 0 would give 1.20 but lose 11 points of coverage).
+_LEAN_OF_JOINT = np.where(np.isin(np.arange(21), [chain[0] for chain in DIGIT_CHAINS]), 0.5, 1.0)
 
 
 def wrist_to_tip_lengths(hands: np.ndarray) -> np.ndarray:
@@ -251,78 +276,78 @@ def fuse_depths(sources: dict[str, tuple[float, np.ndarray]], rays: np.ndarray, 
     return fused
 
 
-def hand_scales(n: int, sd: float, rng: np.random.Generator) -> np.ndarray | None:
-    """n factors (mean exactly 1) scaling each hypothesis about the camera: a hand that much
-    larger and that much farther away projects the same; None when sd is 0 or n < 2."""
-    if sd <= 0 or n < 2:
-        return None
-    z = rng.standard_normal(n)
-    return 1.0 + sd * (z - z.mean())
+def tta_spreads(keypoints_2d: np.ndarray, tta_keypoints: np.ndarray | None, world: np.ndarray | None,
+                tta_world: np.ndarray | None, mm_per_px: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """How far MediaPipe moves each joint when the photo is slightly changed, (21,) mm each or None.
+
+    keypoints: its 2D keypoints (21, 2) and those found on the changed photos, mapped back
+    (M, 21, 2): mean distance from their mean, in mm at the hand (mm_per_px). world: its world
+    landmarks (21, 3) and the changed photos' (M, 21, 3), each aligned to the first by a similarity.
+    """
+    if tta_keypoints is None or len(tta_keypoints) == 0 or world is None or tta_world is None:
+        return None, None
+    kp = np.concatenate([np.asarray(keypoints_2d, np.float64)[None], np.asarray(tta_keypoints, np.float64)])
+    kp_spread = np.linalg.norm(kp - kp.mean(axis=0), axis=-1).mean(axis=0) * mm_per_px
+    base = np.asarray(world, np.float64)
+    ws = np.stack([base] + [similarity_align(np.asarray(w, np.float64), base) for w in tta_world])
+    return kp_spread, np.linalg.norm(ws - ws.mean(axis=0), axis=-1).mean(axis=0)
 
 
 def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
                          mediapipe_world: np.ndarray | None, cfg: PosteriorConfig,
-                         ray_noise_px: np.ndarray | None = None, keypoints_z: np.ndarray | None = None,
-                         rng: np.random.Generator | None = None, scales: np.ndarray | None = None) -> np.ndarray:
+                         keypoints_z: np.ndarray | None = None, tta_keypoints: np.ndarray | None = None,
+                         tta_world: np.ndarray | None = None,
+                         rng: np.random.Generator | None = None) -> np.ndarray:
     """Stage-1 hypotheses (N, 21, 3) root-relative -> posterior hypotheses (N, 21, 3) root-relative.
 
-    ray_noise_px: (N, 21, 2) pixel offsets for each hypothesis' keypoints (MediaPipe's 2D noise),
-    or None. mediapipe_world (21, 3) mm and keypoints_z (21,) px: MediaPipe's depth observations,
-    None or non-finite to leave one out. The output's mean is the fused hand, exactly on the
-    rays; its spread is cfg.sampler_spread_scale x the sampler's depth spread, plus
-    cfg.disagreement_scale x random mixes of the depth sources' differences, plus
-    cfg.world_distance_scale x random multiples of the joint's 3D distance to MediaPipe's aligned
-    world landmarks, so it is wide where our hand and MediaPipe's disagree. With cfg.finger_modes
-    those depth deviations keep their size but lie along `finger_depth_modes`. scales: (N,)
-    factors from `hand_scales` (mean 1), each hypothesis scaled about the camera; the caller
-    places hypothesis k's wrist at scales[k] x the estimate's, so it still projects onto its rays.
-    The first round(cfg.blend_fraction x N) hypotheses are blends of the depth sources only (see
-    PosteriorConfig); the output is unordered for every other purpose.
+    mediapipe_world (21, 3) mm and keypoints_z (21,) px: MediaPipe's depth observations, None or
+    non-finite to leave one out. tta_keypoints (M, 21, 2) px and tta_world (M, 21, 3) mm: what
+    MediaPipe found on slightly changed copies of the photo (handviz.pipeline.augment), or None.
+
+    The output's mean is the fused hand, on the keypoint rays (up to cfg.ray_tolerance). The
+    first round(cfg.blend_fraction x N) hypotheses are blends of the depth sources on the rays
+    (see PosteriorConfig); each of the others leans every digit toward or away from the camera
+    by a normal draw times its joints' expected error (`JointDoubt`), on rays moved as the TTA
+    keypoints move. All are at the estimate's size and distance: the cloud is doubt about shape.
     """
     hyps = np.asarray(hyps_rel, np.float64)
-    if not cfg.snap:
-        return hyps.copy()
     n = hyps.shape[0]
-    blend = np.arange(n) < round(cfg.blend_fraction * n)  # (N,) the source blends, see blend_fraction
+    rng = rng if rng is not None else np.random.default_rng(0)
+    blend = np.arange(n) < round(cfg.blend_fraction * n)  # (N,) the source blends
     rays = normalized_rays(kp2d, K)
     snapped = snap_to_rays(hyps, rays)
     mean = snapped.mean(axis=0)
-    noise_gain = np.where(blend, 0.0, 1.0)[:, None]  # the blends carry no jitter, no sampler spread
-    spread_gain = np.where(blend, cfg.blend_spread_scale, 1.0)[:, None]
-    depth_dev = noise_gain * cfg.sampler_spread_scale * (snapped[..., 2] - mean[None, :, 2])  # (N, 21)
+    fx = float(np.asarray(K)[0, 0])
     world = align_world(mediapipe_world, mean)  # once: both the depths and the pull use it
-    observed = mediapipe_depths(mean, world, keypoints_z, float(np.asarray(K)[0, 0]))
+    observed = mediapipe_depths(mean, world, keypoints_z, fx)
     weights = {"world": cfg.world_weight, "image_z": cfg.image_z_weight}
     used = {k: v for k, v in observed.items() if weights[k] > 0}
     centre_depth = mean[:, 2]
-    rng = rng if rng is not None else np.random.default_rng(0)
+    depth_dev = np.zeros((n, len(mean)))
     if used:
         sources = {"ours": (1.0 - sum(weights[k] for k in used), mean[:, 2])}
         sources.update({k: (weights[k], v) for k, v in used.items()})
         centre_depth = fuse_depths(sources, rays, wrist_to_tip_lengths(snapped).mean(axis=0), cfg.length_sd)
         gaps = np.stack([v - centre_depth for v in used.values()] + [mean[:, 2] - centre_depth])  # (S, 21)
         mix = rng.standard_normal((n, len(gaps))) / np.sqrt(len(gaps))
-        depth_dev = depth_dev + spread_gain * cfg.disagreement_scale * mix @ gaps
-    if world is not None and cfg.world_distance_scale > 0:
-        # Wrist-relative: the cloud is of the wrist-relative hand, so a shared offset must not count.
-        distance = np.linalg.norm((world - world[:1]) - (mean - mean[:1]), axis=-1)  # (21,), 0 at the wrist
-        depth_dev = depth_dev + spread_gain * cfg.world_distance_scale * rng.standard_normal((n, 1)) * distance
+        depth_dev[blend] = cfg.blend_spread_scale * mix[blend] @ gaps
     pull = _world_pull(mean, rays, world, cfg)  # (21, 2): sideways, within tolerance
-    # The fused hand: on the keypoint rays, up to the tolerated pull.
-    centre = on_rays(centre_depth, rays + pull)
-    if cfg.finger_modes:  # wrist-relative: the cloud is of the wrist-relative hand
-        depth_dev = project_onto_modes(depth_dev - depth_dev[:, :1], finger_depth_modes(centre))
-    # Each kind's draws centred on the estimate, so the recentring below moves no hypothesis
-    # (a blend stays on its rays) by the other draws' chance mean.
-    depth_dev = _centred(_centred(depth_dev, blend), ~blend)
-    noisy_rays = rays[None] if ray_noise_px is None else normalized_rays(
-        np.asarray(kp2d, np.float64)[None] + _centred(noise_gain[..., None] * ray_noise_px, ~blend), K)
-    cam = on_rays(centre_depth[None] + depth_dev, noisy_rays + pull)
-    if scales is not None:
-        cam = cam * np.asarray(scales, np.float64)[:, None, None]
+    centre = on_rays(centre_depth, rays + pull)  # the fused hand
+    # The doubt: each joint's expected error, from how far the image z strays and how MediaPipe
+    # moves under small changes of the photo.
+    image_z = observed.get("image_z")
+    z_gap = np.zeros(len(mean)) if image_z is None else np.abs((image_z - image_z[0]) - (centre_depth - centre_depth[0]))
+    mm_per_px = float(centre[0, 2]) / fx
+    tta_kp, tta_w = tta_spreads(kp2d, tta_keypoints, mediapipe_world, tta_world, mm_per_px)
+    sigma = cfg.doubt.expected_error(z_gap, tta_kp, tta_w)  # (21,) mm
+    lean = rng.standard_normal((n, len(DIGIT_CHAINS)))[:, _DIGIT_OF_JOINT]  # (N, 20): one draw per digit
+    sigma = sigma * _LEAN_OF_JOINT
+    rest = ~blend
+    depth_dev[np.ix_(rest, _DIGIT_JOINTS)] = lean[rest] * sigma[_DIGIT_JOINTS]
+    depth_dev = _centred(_centred(depth_dev, blend), rest)
+    cam = on_rays(centre_depth[None] + depth_dev, rays[None] + pull)
     rel = cam - cam[:, :1]
-    # The cloud's mean is the noise-free fused hand: the jitter and the disagreement widen the
-    # cloud, they must not move the estimate.
+    # The cloud's mean is the fused hand: the doubt widens the cloud, it must not move the estimate.
     return rel - rel.mean(axis=0) + (centre - centre[:1])
 
 

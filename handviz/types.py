@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from handviz.geometry import similarity_aligned
+
 NUM_JOINTS = 21
 
 
@@ -66,33 +68,49 @@ class Detection:
     score: float
     keypoints_z: np.ndarray | None = None  # (21,) MediaPipe relative depth, in pixels-ish units
     crop: np.ndarray | None = None  # (S, S, 3) uint8 RGB, see handviz.features.crop_hand
+    #: What MediaPipe found for this hand on slightly changed copies of a photo (rotated, shrunk,
+    #: mirrored; handviz.pipeline.augment), mapped back to this image: (M, 21, 2) px and
+    #: (M, 21, 3) mm. None on live video, where it would cost the frame rate.
+    tta_keypoints_2d: np.ndarray | None = None
+    tta_world_3d: np.ndarray | None = None
 
 
 @dataclass
 class HandEstimate:
-    """What the cascade says about one hand: aggregate, hypotheses and their spread."""
+    """What the cascade says about one hand: aggregate, hypotheses and their spread.
+
+    Two kinds of doubt, kept apart: the hypotheses (and joint_spread, joint_radius_90) are doubt
+    about the hand's shape, every hypothesis at the estimate's size and distance; distance_mm is
+    where the hand may be, since one image cannot tell a big far hand from a small near one.
+    """
 
     handedness: str
     score: float
     keypoints_2d: np.ndarray  # (21, 2) px
     joints_3d: np.ndarray  # (21, 3) mm, camera frame (root translation solved from 2D + K)
     joint_hypotheses: np.ndarray  # (N, 21, 3) mm, camera frame
-    joint_spread: np.ndarray  # (21,) mm, per-joint spread of the hypotheses
+    joint_spread: np.ndarray  # (21,) mm, per joint the hypotheses' mean distance from the estimate (aligned)
     vertices: np.ndarray  # (V, 3) mm, camera frame
     mediapipe_world_3d: np.ndarray  # (21, 3) mm
+    #: (near, far) mm: the wrist's distance from the camera for the range of adult hand sizes
+    #: (handviz.placement); None where unknown.
+    distance_mm: tuple[float, float] | None = None
 
     @property
     def joint_radius_90(self) -> np.ndarray:
-        """(21,) mm: per joint, the radius around the estimate that holds 90 % of the hypotheses.
+        """(21,) mm: per joint, the radius around the estimate that holds 90 % of the hypotheses,
+        each hypothesis first aligned to the estimate by a similarity (shape, not place or size).
 
         The ball the app colours the cloud by; on real photos with 3D truth it holds the true
-        joint about as often as it says (weights/MODEL_CARD.md, "inside the cloud's 90 % ball").
+        joint about as often as it says (weights/MODEL_CARD.md, "the 90 % ball").
         """
+        return np.quantile(self._aligned_distances(), 0.9, axis=0).astype(np.float32)
+
+    def _aligned_distances(self) -> np.ndarray:
+        """(N, 21) mm: each hypothesis' joints from the estimate's, after a similarity."""
         hyps = np.asarray(self.joint_hypotheses, np.float64).reshape(-1, NUM_JOINTS, 3)
-        rel = hyps - hyps[:, :1]
         est = np.asarray(self.joints_3d, np.float64)
-        dist = np.linalg.norm(rel - (est - est[:1]), axis=-1)
-        return np.quantile(dist, 0.9, axis=0).astype(np.float32)
+        return np.linalg.norm(similarity_aligned(hyps, est) - est, axis=-1)
 
     def to_json(self, with_vertices: bool = False) -> dict[str, Any]:
         """The DESIGN.md `predict` line format for one hand."""
@@ -104,6 +122,7 @@ class HandEstimate:
             "joint_hypotheses": np.round(self.joint_hypotheses, 2).tolist(),
             "joint_spread": np.round(self.joint_spread, 3).tolist(),
             "joint_radius_90": np.round(self.joint_radius_90, 3).tolist(),
+            "distance_mm": None if self.distance_mm is None else [round(float(v), 1) for v in self.distance_mm],
             "mediapipe_world_3d": np.round(self.mediapipe_world_3d, 2).tolist(),
         }
         if with_vertices:

@@ -1,0 +1,30 @@
+"""Where the hand is: its distance from the camera, which one image leaves open.
+
+A hand twice as large twice as far away projects onto the same pixels, so a photo fixes the
+hand's shape and its direction from the camera, not its distance. The cascade's estimate sits at
+the distance its own hand size implies; the interval here is the distance for the range of adult
+hand sizes. It is kept apart from the joint hypotheses, which are doubt about the hand's shape
+(issue 20: scaling each hypothesis about the camera made the cloud 3.6x wider in palm length
+and hid the shape doubt under it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from handviz.posterior import wrist_to_tip_lengths
+
+#: Adult hand length (wrist crease to middle fingertip), mm: about the 5th percentile of women and
+#: the 95th of men in the ANSUR II survey (2012). Along the middle digit's joints, MediaPipe's
+#: wrist-to-tip length matches it for an open hand and does not change as the hand curls.
+ADULT_HAND_LENGTH_MM = (160.0, 210.0)
+
+
+def distance_interval(joints_3d: np.ndarray) -> tuple[float, float]:
+    """(near, far) mm: the wrist's distance from the camera if the hand (21, 3), camera frame, were
+    scaled about the camera to the shortest and the longest adult hand."""
+    joints = np.asarray(joints_3d, np.float64)
+    length = float(wrist_to_tip_lengths(joints)[2])
+    distance = float(np.linalg.norm(joints[0]))
+    lo, hi = ADULT_HAND_LENGTH_MM
+    return distance * lo / max(length, 1e-6), distance * hi / max(length, 1e-6)
