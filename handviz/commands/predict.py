@@ -179,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
     frames = first_frame_or_refuse(paths, errors)
 
     from handviz.cascade import Cascade
+    from handviz.pipeline.augment import augment_detections
     from handviz.pipeline.detector import HandDetector
     from handviz.pipeline.intrinsics import default_intrinsics, still_image_intrinsics
 
@@ -192,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
         for name, rgb in frames:
             h, w = rgb.shape[:2]
             detections = detector.detect(rgb)
+            if "#frame=" not in name:  # a photo: MediaPipe on changed copies sizes the cloud
+                augment_detections(detector.detect, rgb, detections)
             if args.focal is None and "#frame=" not in name:
                 K = still_image_intrinsics(w, h, detections)
             else:

@@ -1,0 +1,75 @@
+"""Test-time augmentation for photos: MediaPipe on slightly changed copies says where it is unsure.
+
+The photo is rotated by +-8 degrees, shrunk to 0.85 about its centre and mirrored; MediaPipe runs
+on each copy and what it finds is mapped back into the photo. How far its keypoints and world
+landmarks move is evidence that the hand is hard to read (issue 20, dev set: per-photo Spearman
+with the error 0.42 for the keypoints' moves, per-joint Pearson 0.30 for the world landmarks'),
+which the cascade's posterior turns into the cloud's width (handviz.posterior.JointDoubt).
+It costs four more MediaPipe runs per photo, so `predict` and `eval --real` use it on photos
+and the live app does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from handviz.types import Detection
+
+#: (rotation in degrees, scale) about the image centre; None is the mirror image.
+AUGMENTATIONS: tuple[tuple[float, float] | None, ...] = ((8.0, 1.0), (-8.0, 1.0), (0.0, 0.85), None)
+#: A changed copy's hand is the same hand when its keypoints lie within this share of the
+#: hand's 2D size from the original's, on average.
+MATCH_SHARE = 0.3
+_SWAP = {"Left": "Right", "Right": "Left"}
+
+
+def _changed_copy(rgb: np.ndarray, change: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The changed image and the 3x3 map from its pixels back to the photo's (None: mirrored)."""
+    h, w = rgb.shape[:2]
+    if change is None:
+        return np.ascontiguousarray(rgb[:, ::-1]), None
+    forward = np.vstack([cv2.getRotationMatrix2D((w / 2, h / 2), change[0], change[1]), [0.0, 0.0, 1.0]])
+    return cv2.warpAffine(rgb, forward[:2], (w, h), borderMode=cv2.BORDER_REFLECT), np.linalg.inv(forward)
+
+
+def _mapped_back(det: Detection, back: np.ndarray | None, width: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """A changed copy's detection in the photo's terms: keypoints (21, 2), world (21, 3), hand."""
+    kp = np.asarray(det.keypoints_2d, np.float64).copy()
+    world = np.asarray(det.world_3d, np.float64).copy()
+    if back is None:  # mirrored: x flips in the image and in the hand's own frame, and so does the hand
+        kp[:, 0] = width - kp[:, 0]
+        world[:, 0] = -world[:, 0]
+        return kp, world, _SWAP.get(det.handedness, det.handedness)
+    kp = (np.c_[kp, np.ones(len(kp))] @ back.T)[:, :2]
+    rotation = back[:2, :2] / np.sqrt(abs(np.linalg.det(back[:2, :2])))
+    world[:, :2] = world[:, :2] @ rotation.T  # its world frame turned with the image
+    return kp, world, det.handedness
+
+
+def augment_detections(detect: Callable[[np.ndarray], list[Detection]], rgb: np.ndarray,
+                       detections: list[Detection]) -> None:
+    """Fill each detection's tta_keypoints_2d (M, 21, 2) and tta_world_3d (M, 21, 3) from `detect`
+    (a static-image MediaPipe) run on the changed copies of rgb; M counts the copies where that
+    hand was found again (M may be 0)."""
+    if not detections:
+        return
+    width = rgb.shape[1]
+    found: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in detections]
+    for change in AUGMENTATIONS:
+        image, back = _changed_copy(rgb, change)
+        mapped = [_mapped_back(d, back, width) for d in detect(image)]
+        for i, det in enumerate(detections):
+            kp0 = np.asarray(det.keypoints_2d, np.float64)
+            size = float(np.linalg.norm(np.ptp(kp0, axis=0)))
+            near = [(float(np.linalg.norm(kp - kp0, axis=1).mean()), kp, world) for kp, world, hand in mapped
+                    if hand == det.handedness]
+            if near:
+                gap, kp, world = min(near, key=lambda t: t[0])
+                if gap <= MATCH_SHARE * size and np.all(np.isfinite(world)):
+                    found[i].append((kp, world))
+    for det, pairs in zip(detections, found):
+        det.tta_keypoints_2d = np.array([kp for kp, _ in pairs], np.float32).reshape(-1, 21, 2)
+        det.tta_world_3d = np.array([w for _, w in pairs], np.float32).reshape(-1, 21, 3)
