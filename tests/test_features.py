@@ -31,8 +31,17 @@ def test_root_translation_with_noisy_keypoints_is_close():
     t_true = np.array([-60.0, 10.0, 450.0], np.float32)
     kp = project(rel + t_true, K) + rng.normal(0, 1.0, (21, 2))
     t = solve_root_translation(rel, kp, K)
-    assert np.linalg.norm(t - t_true) < 15.0
-    assert np.linalg.norm(t - t_true) > 0.0
+
+    def rms_px(translation):
+        return np.sqrt(((project(rel + translation, K) - kp) ** 2).sum(-1).mean())
+
+    # the best fit to the keypoints it was given: no worse than the truth (500 noise draws: at
+    # most 1.000004x the truth's error; here 1.17 against 1.20 px)
+    assert rms_px(t) <= 1.001 * rms_px(t_true)
+    # and off by what 1 px of noise explains at 450 mm (~1 mm per px): 500 draws gave an SD of
+    # 0.36, 0.23 and 1.6 mm in x, y and depth (here 0.35, 0.14, 1.6)
+    err = np.abs(t - t_true)
+    assert np.all(err[:2] < 2.0) and err[2] < 8.0, err
 
 
 def test_normalised_keypoints_ignore_hand_size_and_position():
