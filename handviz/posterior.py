@@ -344,7 +344,9 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     sigma = sigma * _LEAN_OF_JOINT
     rest = ~blend
     depth_dev[np.ix_(rest, _DIGIT_JOINTS)] = lean[rest] * sigma[_DIGIT_JOINTS]
-    depth_dev = _centred(_centred(depth_dev, blend), rest)
+    # Wrist-relative and each kind centred on the estimate: every hypothesis keeps the estimate's
+    # wrist, so placed by the estimate's root translation it lies on its rays.
+    depth_dev = _centred(_centred(depth_dev - depth_dev[:, :1], blend), rest)
     cam = on_rays(centre_depth[None] + depth_dev, rays[None] + pull)
     rel = cam - cam[:, :1]
     # The cloud's mean is the fused hand: the doubt widens the cloud, it must not move the estimate.

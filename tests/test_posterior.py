@@ -1,16 +1,17 @@
 """Hypotheses on the keypoint rays, fused with MediaPipe's 3D (handviz.posterior): pure numpy checks."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 from handviz.features import solve_root_translation
 from handviz.geometry import project
+from handviz.geometry import similarity_aligned
+from handviz.placement import ADULT_HAND_LENGTH_MM, distance_interval
 from handviz.posterior import (
-    PosteriorConfig, finger_depth_modes, fuse_depths, hand_scales, normalized_rays, posterior_hypotheses,
-    project_onto_modes, root_translations, similarity_align, snap_to_rays, wrist_to_tip_lengths,
+    MIN_DEPTH_MM, JointDoubt, PosteriorConfig, fuse_depths, mediapipe_depths, normalized_rays, on_rays,
+    posterior_hypotheses, root_translations, similarity_align, snap_to_rays, tta_spreads, wrist_to_tip_lengths,
 )
+from handviz.types import DIGIT_CHAINS, HandEstimate
 
 K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
 
@@ -56,92 +57,6 @@ def test_similarity_align_recovers_a_known_motion():
     assert np.allclose(np.linalg.norm(rigid - rigid.mean(0), axis=1), np.linalg.norm(a - a.mean(0), axis=1))
 
 
-def _setup(gap_mm: float):
-    rng = np.random.default_rng(3)
-    truth = _hand(rng) + [0, 0, 450]
-    kp = project(truth, K)
-    hyps = np.stack([truth + rng.normal(0, 4, (21, 3)) for _ in range(32)])
-    hyps -= hyps[:, :1]
-    world = truth - truth.mean(0)
-    world[:, 2] += gap_mm * np.linspace(-1, 1, 21)  # MediaPipe disagrees in depth by up to gap_mm
-    return hyps, kp, world
-
-
-def test_posterior_mean_is_the_fused_hand_on_the_rays():
-    hyps, kp, world = _setup(10.0)
-    cfg = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, disagreement_scale=1.0, keypoint_noise_scale=0.0)
-    rng = np.random.default_rng(0)
-    noise = rng.normal(0, 3, (32, 21, 2))
-    post = posterior_hypotheses(hyps, kp, K, world, cfg, noise)
-    assert post.shape == hyps.shape and np.allclose(post[:, 0], 0)
-    mean = post.mean(0)
-    t = solve_root_translation(mean, kp, K.astype(np.float32))
-    assert np.abs(project(mean + t, K) - kp).max() < 0.05  # exactly on the rays, noise or not
-
-
-def test_cloud_widens_where_mediapipe_disagrees():
-    cfg = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, disagreement_scale=1.0, keypoint_noise_scale=0.0)
-    spreads = []
-    for gap in (0.0, 10.0, 30.0):
-        hyps, kp, world = _setup(gap)
-        post = posterior_hypotheses(hyps, kp, K, world, cfg)
-        spreads.append(np.linalg.norm(post - post.mean(0), axis=-1).mean())
-    assert spreads[0] < spreads[1] < spreads[2]
-
-
-def test_cloud_widens_in_depth_with_mediapipe_3d_distance_and_keeps_its_mean():
-    """world_distance_scale: a sideways disagreement too (which the depth gaps cannot see) widens
-    the cloud, along depth only; sampler_spread_scale shrinks the sampler's own part."""
-    hyps, kp, world = _setup(0.0)
-    sideways = world.copy()
-    sideways[:, 0] += 25.0 * np.where(np.arange(21) % 2, 1.0, -1.0)
-    base = PosteriorConfig(world_weight=0.0, image_z_weight=0.0, disagreement_scale=0.0, keypoint_noise_scale=0.0)
-    wide = PosteriorConfig(world_weight=0.0, image_z_weight=0.0, disagreement_scale=0.0, keypoint_noise_scale=0.0,
-                           world_distance_scale=1.0)
-    narrow = PosteriorConfig(world_weight=0.0, image_z_weight=0.0, disagreement_scale=0.0, keypoint_noise_scale=0.0,
-                             sampler_spread_scale=0.25)
-
-    def depth_spread(cfg, w):
-        post = posterior_hypotheses(hyps, kp, K, w, cfg)
-        return post, np.abs(post[..., 2] - post[..., 2].mean(0)).mean()
-
-    post_base, s_base = depth_spread(base, sideways)
-    post_wide, s_wide = depth_spread(wide, sideways)
-    _, s_agree = depth_spread(wide, world)
-    _, s_narrow = depth_spread(narrow, sideways)
-    assert s_wide > 1.5 * s_base and s_agree < 1.2 * s_base and s_narrow < 0.5 * s_base
-    assert np.allclose(post_wide.mean(0), post_base.mean(0), atol=1e-6)  # the estimate does not move
-
-
-def test_mediapipe_weight_moves_the_depths_toward_mediapipe():
-    hyps, kp, world = _setup(30.0)
-    rays = normalized_rays(kp, K)
-    snapped_mean = snap_to_rays(hyps, rays).mean(0)
-    target = similarity_align(world, snapped_mean)[:, 2]
-    gaps = []
-    for w in (0.0, 0.5, 1.0):
-        post = posterior_hypotheses(hyps, kp, K, world, PosteriorConfig(world_weight=w, image_z_weight=0.0,
-                                                                       disagreement_scale=0, keypoint_noise_scale=0))
-        fused = post.mean(0) + root_translations(post.mean(0)[None], rays)[0]
-        gaps.append(np.abs(fused[:, 2] - target).mean())
-    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.05 * gaps[0]
-
-
-def test_missing_mediapipe_world_skips_the_fusion_and_snap_off_is_identity():
-    hyps, kp, _ = _setup(0.0)
-    nan_world = np.full((21, 3), np.nan)
-    a = posterior_hypotheses(hyps, kp, K, nan_world, PosteriorConfig(keypoint_noise_scale=0))
-    b = posterior_hypotheses(hyps, kp, K, None, PosteriorConfig(keypoint_noise_scale=0))
-    assert np.allclose(a, b) and np.all(np.isfinite(a))
-    assert np.array_equal(posterior_hypotheses(hyps, kp, K, None, PosteriorConfig(snap=False)), hyps)
-
-
-def test_config_rejects_unknown_keys():
-    assert PosteriorConfig.from_dict({"world_weight": 0.3}).world_weight == 0.3
-    with pytest.raises(ValueError, match="world_wieght"):
-        PosteriorConfig.from_dict({"world_wieght": 0.3})
-
-
 def test_image_z_is_a_depth_observation_in_millimetres():
     """MediaPipe's image z (px, wrist-relative) becomes depth: z_px x wrist depth / focal."""
     from handviz.posterior import mediapipe_depths
@@ -163,8 +78,7 @@ def test_world_landmarks_pull_joints_sideways_only_within_the_tolerance():
     size = np.linalg.norm(kp.max(0) - kp.min(0))
     offsets = {}
     for tol in (0.0, 0.015, 1.0):
-        cfg = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, disagreement_scale=0.0,
-                              keypoint_noise_scale=0.0, ray_tolerance=tol)
+        cfg = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, ray_tolerance=tol, doubt=QUIET)
         mean = posterior_hypotheses(hyps, kp, K, world, cfg).mean(0)
         t = solve_root_translation(mean, kp, K.astype(np.float32))
         off = np.linalg.norm(project(mean + t, K) - kp, axis=1)
@@ -175,87 +89,212 @@ def test_world_landmarks_pull_joints_sideways_only_within_the_tolerance():
     assert offsets[0.0] < 0.05 < offsets[0.015] < offsets[1.0]
 
 
-def test_finger_modes_keep_the_cloud_size_and_lie_along_whole_fingers():
-    """finger_modes: the depth deviations keep their total size, the estimate does not move, and
-    each hypothesis differs from the mean only by fingers leaning about their bases and the palm's
-    tilt (7 numbers instead of 20 wrist-relative depths)."""
-    hyps, kp, world = _setup(20.0)
-    free = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, keypoint_noise_scale=0.0)
-    modal = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, keypoint_noise_scale=0.0, finger_modes=True)
-    a = posterior_hypotheses(hyps, kp, K, world, free, rng=np.random.default_rng(5))
-    b = posterior_hypotheses(hyps, kp, K, world, modal, rng=np.random.default_rng(5))
+
+def _setup(gap_mm: float):
+    rng = np.random.default_rng(3)
+    truth = _hand(rng) + [0, 0, 450]
+    kp = project(truth, K)
+    hyps = np.stack([truth + rng.normal(0, 4, (21, 3)) for _ in range(32)])
+    hyps -= hyps[:, :1]
+    world = truth - truth.mean(0)
+    world[:, 2] += gap_mm * np.linspace(-1, 1, 21)  # MediaPipe disagrees in depth by up to gap_mm
+    return hyps, kp, world
+
+
+#: No doubt from the evidence and no blends: the cloud collapses onto the estimate.
+QUIET = JointDoubt(base_mm=0.0, image_z=0.0, base_mm_without_tta=0.0, image_z_without_tta=0.0)
+
+
+def _placed(post: np.ndarray, kp: np.ndarray) -> np.ndarray:
+    """Root-relative hypotheses (N, 21, 3) placed in the camera by the estimate's root translation."""
+    t = solve_root_translation(post.mean(0), kp, K.astype(np.float32))
+    return post + t
+
+
+def test_every_hypothesis_lies_on_the_keypoint_rays_at_the_estimates_distance():
+    """The cloud is doubt about shape: every hypothesis projects onto the keypoints (no sideways
+    pull here) and none is scaled about the camera (the wrist is shared)."""
+    hyps, kp, world = _setup(30.0)
+    z_px = np.linspace(0, 40, 21)
+    cfg = PosteriorConfig(world_weight=0.25, image_z_weight=0.25, blend_fraction=0.5)
+    post = _placed(posterior_hypotheses(hyps, kp, K, world, cfg, z_px, rng=np.random.default_rng(0)), kp)
+    assert np.abs(project(post, K) - kp).max() < 0.05  # px
+    assert np.allclose(post[:, 0], post[0, 0], atol=1e-6)
+    assert post[:, 1:, 2].std(axis=0).min() > 0.5  # and yet a cloud
+
+
+def test_posterior_mean_is_the_fused_hand_and_does_not_move_with_the_doubt():
+    hyps, kp, world = _setup(30.0)
+    quiet = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, doubt=QUIET)
+    loud = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, doubt=JointDoubt(base_mm=20.0, base_mm_without_tta=20.0),
+                           blend_fraction=0.5)
+    a = posterior_hypotheses(hyps, kp, K, world, quiet)
+    b = posterior_hypotheses(hyps, kp, K, world, loud)
+    assert np.allclose(a, a.mean(0), atol=1e-9)  # no doubt, no blends: every hypothesis is the estimate
     assert np.allclose(a.mean(0), b.mean(0), atol=1e-6)
-    t = solve_root_translation(b.mean(0), kp, K.astype(np.float32))
-    depth_a = (a + t)[..., 2] - (a.mean(0) + t)[:, 2]
-    depth_b = (b + t)[..., 2] - (b.mean(0) + t)[:, 2]
-    depth_a, depth_b = depth_a - depth_a[:, :1], depth_b - depth_b[:, :1]  # wrist-relative
-    assert 0.8 < np.linalg.norm(depth_b) / np.linalg.norm(depth_a) < 1.25  # the size is kept
-    modes = finger_depth_modes(b.mean(0) + t)
-    assert modes.shape == (7, 21) and np.allclose(modes[:, 0], 0)
-    q, _ = np.linalg.qr(modes.T)
-    outside = depth_b - depth_b @ q @ q.T
-    assert np.linalg.norm(outside) < 0.05 * np.linalg.norm(depth_b)  # all along the modes
-    assert np.linalg.norm(depth_a - depth_a @ q @ q.T) > 0.3 * np.linalg.norm(depth_a)  # not so without
+    assert np.abs(project(_placed(a, kp)[0], K) - kp).max() < 0.05
 
 
-def test_projection_onto_modes_keeps_the_total_size():
-    rng = np.random.default_rng(6)
-    modes = rng.normal(size=(3, 21))
-    dev = rng.normal(size=(10, 21))
-    out = project_onto_modes(dev, modes)
-    assert np.isclose((out**2).sum(), (dev**2).sum())
-    assert np.allclose(project_onto_modes(out, modes), out)  # already in the span: unchanged
-
-
-def test_hand_scales_have_mean_one_and_scaled_hypotheses_still_project_onto_their_rays():
-    """A hypothesis scaled about the camera, its wrist that much farther (as the cascade places
-    it), projects where it did: size and distance trade off, the image does not change."""
-    rng = np.random.default_rng(7)
-    assert hand_scales(32, 0.0, rng) is None and hand_scales(1, 0.2, rng) is None
-    scales = hand_scales(32, 0.2, rng)
-    assert np.isclose(scales.mean(), 1.0) and 0.1 < scales.std() < 0.3
+def test_the_doubt_widens_the_digit_whose_image_z_disagrees_and_no_other():
+    """JointDoubt.image_z: where MediaPipe's image z strays from the fused depth, that digit's
+    hypotheses lean further; the blends are left out (first half)."""
     hyps, kp, world = _setup(0.0)
-    cfg = PosteriorConfig(world_weight=0.0, image_z_weight=0.0, disagreement_scale=0.0, keypoint_noise_scale=0.0,
-                          sampler_spread_scale=0.0)
-    plain = posterior_hypotheses(hyps, kp, K, world, cfg)
-    scaled = posterior_hypotheses(hyps, kp, K, world, cfg, scales=scales)
-    assert np.allclose(plain.mean(0), scaled.mean(0), atol=1e-6)  # the estimate does not move
-    t = solve_root_translation(scaled.mean(0), kp, K.astype(np.float32))
-    cams = scaled + scales[:, None, None] * t
-    size = np.linalg.norm(kp.max(0) - kp.min(0))
-    assert np.abs(project(cams, K) - kp).max() < 0.01 * size
-    lengths = np.linalg.norm(scaled[:, 12] - scaled[:, 0], axis=-1) / np.linalg.norm(plain[:, 12] - plain[:, 0], axis=-1)
-    assert np.corrcoef(lengths, scales)[0, 1] > 0.99  # bigger hypotheses are bigger hands
+    mean = snap_to_rays(hyps, normalized_rays(kp, K)).mean(0)
+    z_flat = (mean[:, 2] - mean[0, 2]) * K[0, 0] / mean[0, 2]  # px: MediaPipe's z agrees with ours
+    z_index = z_flat.copy()
+    z_index[[6, 7, 8]] += [30.0, 60.0, 90.0]  # px: the index finger leaning far away in MediaPipe's z
+    doubt = JointDoubt(base_mm=2.0, image_z=0.5, base_mm_without_tta=2.0, image_z_without_tta=0.5)
+    cfg = PosteriorConfig(world_weight=0.0, image_z_weight=0.0, blend_fraction=0.5, doubt=doubt)
+
+    def depth_sd(z):
+        post = posterior_hypotheses(hyps, kp, K, None, cfg, z, rng=np.random.default_rng(1))
+        return post[16:, :, 2].std(axis=0)
+
+    calm, loud = depth_sd(z_flat), depth_sd(z_index)
+    assert np.all(loud[[7, 8]] > 5 * calm[[7, 8]])
+    others = [j for j in range(1, 21) if j not in (5, 6, 7, 8)]
+    assert np.allclose(loud[others], calm[others], rtol=1e-6)
+    # the leaning is whole digits: within the index finger the draws are one number per hypothesis
+    post = posterior_hypotheses(hyps, kp, K, None, cfg, z_index, rng=np.random.default_rng(1))
+    dev = post[16:, [6, 7, 8], 2] - post[:, [6, 7, 8], 2].mean(0)
+    assert np.corrcoef(dev[:, 1], dev[:, 2])[0, 1] > 0.99
 
 
-def test_blends_carry_only_the_depth_sources_disagreement():
-    """blend_fraction: the first share of hypotheses are blends of the depth sources only (no 2D
-    jitter, no sampler spread), so they differ from each other along the one direction in which
-    our depths and MediaPipe's disagree; the rest carry the noise in every direction."""
-    hyps, kp, world = _setup(20.0)
-    noise = np.random.default_rng(8).normal(0, 3, (32, 21, 2))
-    cfg = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, disagreement_scale=1.0, keypoint_noise_scale=1.0,
-                          blend_fraction=0.5)
-    post = posterior_hypotheses(hyps, kp, K, world, cfg, noise, rng=np.random.default_rng(9))
-    blends, rest = post[:16], post[16:]
-    s_blend = np.linalg.svd((blends - blends.mean(0)).reshape(16, -1), compute_uv=False)
-    s_rest = np.linalg.svd((rest - rest.mean(0)).reshape(16, -1), compute_uv=False)
-    assert s_blend[1] < 1e-6 * s_blend[0]  # one direction: the disagreement's
-    assert s_rest[1] > 0.1 * s_rest[0]
-    mixed = posterior_hypotheses(hyps, kp, K, world, dataclasses.replace(cfg, blend_fraction=0.0), noise,
-                                 rng=np.random.default_rng(9))
-    assert np.allclose(post.mean(0), mixed.mean(0), atol=1e-6)  # the estimate does not move
+def test_expected_error_is_the_fitted_line_with_and_without_tta():
+    doubt = JointDoubt(base_mm=5.0, image_z=0.1, tta_keypoints=0.5, tta_world=2.0, base_mm_without_tta=8.0,
+                       image_z_without_tta=0.2)
+    z, k, w = np.full(21, 10.0), np.full(21, 2.0), np.full(21, 3.0)
+    assert np.allclose(doubt.expected_error(z, k, w), 5.0 + 1.0 + 1.0 + 6.0)
+    assert np.allclose(doubt.expected_error(z, None, None), 8.0 + 2.0)
 
 
-def test_blend_spread_scale_sizes_the_blends_against_the_rest():
-    hyps, kp, world = _setup(20.0)
-    many = np.repeat(hyps, 12, axis=0)  # 384 hypotheses: the sizes are averages, not luck
-    cfg = PosteriorConfig(world_weight=0.5, image_z_weight=0.0, disagreement_scale=1.0, keypoint_noise_scale=0.0,
-                          sampler_spread_scale=0.0, blend_fraction=0.5, blend_spread_scale=0.5)
-    post = posterior_hypotheses(many, kp, K, world, cfg, rng=np.random.default_rng(10))
-    depth = post[..., 2] - post[..., 2].mean(0)
-    ratio = np.sqrt((depth[:192] ** 2).mean() / (depth[192:] ** 2).mean())
-    assert 0.4 < ratio < 0.6, ratio
+def test_tta_spreads_measure_mediapipes_moves_in_millimetres():
+    rng = np.random.default_rng(5)
+    kp = rng.uniform(100, 300, (21, 2))
+    world = _hand(rng)
+    moved = np.stack([kp + [4.0, 0.0], kp - [4.0, 0.0]])  # +-4 px about kp: mean distance 8/3 px
+    turned = np.stack([similarity_align(world, world) for _ in range(2)])  # the same hand, no move
+    kp_mm, world_mm = tta_spreads(kp, moved, world, turned, mm_per_px=0.75)
+    assert np.allclose(kp_mm, 8.0 / 3.0 * 0.75) and np.allclose(world_mm, 0.0, atol=1e-9)
+    assert tta_spreads(kp, None, world, None, 1.0) == (None, None)
+
+
+def test_blends_lie_along_the_depth_sources_differences():
+    """The first half are blends of the depth sources only: their deviations from the estimate lie
+    in the span of the sources' differences from the fused depths."""
+    hyps, kp, world = _setup(30.0)
+    z_px = np.linspace(0, 30, 21) ** 1.5
+    cfg = PosteriorConfig(world_weight=0.25, image_z_weight=0.25, blend_fraction=0.5, doubt=QUIET)
+    post = _placed(posterior_hypotheses(hyps, kp, K, world, cfg, z_px, rng=np.random.default_rng(2)), kp)
+    rays = normalized_rays(kp, K)
+    mean_snapped = snap_to_rays(hyps, rays).mean(0)
+    sources = mediapipe_depths(mean_snapped, similarity_align(world, mean_snapped), z_px, K[0, 0])
+    gaps = np.stack([sources["world"], sources["image_z"], mean_snapped[:, 2]])
+    basis = np.c_[gaps.T, np.ones(21)]  # depth differences up to a shared shift
+    dev = (post[:16, :, 2] - post[:, :, 2].mean(0)).T
+    residual = dev - basis @ np.linalg.lstsq(basis, dev, rcond=None)[0]
+    assert np.abs(residual).max() < 1e-3 * np.abs(dev).max()
+
+
+def test_mediapipe_weight_moves_the_depths_toward_mediapipe():
+    hyps, kp, world = _setup(30.0)
+    rays = normalized_rays(kp, K)
+    snapped_mean = snap_to_rays(hyps, rays).mean(0)
+    target = similarity_align(world, snapped_mean)[:, 2]
+    gaps = []
+    for w in (0.0, 0.5, 1.0):
+        post = posterior_hypotheses(hyps, kp, K, world, PosteriorConfig(world_weight=w, image_z_weight=0.0))
+        fused = post.mean(0) + root_translations(post.mean(0)[None], rays)[0]
+        gaps.append(np.abs(fused[:, 2] - target).mean())
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.05 * gaps[0]
+
+
+def test_image_z_depths_are_fused_with_their_weight():
+    """image_z_weight: MediaPipe's image z (converted to mm) pulls the fused depths toward it."""
+    hyps, kp, _ = _setup(0.0)
+    rays = normalized_rays(kp, K)
+    mean = snap_to_rays(hyps, rays).mean(0)
+    z_mm = mean[:, 2] + np.linspace(0, 60, 21)  # MediaPipe's image z: the hand tilted away
+    z_px = (z_mm - z_mm[0]) * K[0, 0] / mean[0, 2]
+    for weight, share in ((0.0, 0.0), (0.5, 0.5)):
+        post = posterior_hypotheses(hyps, kp, K, None, PosteriorConfig(world_weight=0.0, image_z_weight=weight), z_px)
+        fused = post.mean(0)[:, 2] - post.mean(0)[0, 2]
+        expected = (1 - share) * (mean[:, 2] - mean[0, 2]) + share * (z_mm - z_mm[0])
+        assert np.allclose(fused, expected, atol=0.5), weight
+
+
+def test_missing_mediapipe_observations_skip_the_fusion():
+    hyps, kp, _ = _setup(0.0)
+    nan_world = np.full((21, 3), np.nan)
+    a = posterior_hypotheses(hyps, kp, K, nan_world, PosteriorConfig(), np.full(21, np.nan))
+    b = posterior_hypotheses(hyps, kp, K, None, PosteriorConfig())
+    assert np.allclose(a, b) and np.all(np.isfinite(a))
+
+
+def test_config_rejects_unknown_keys_and_impossible_weights():
+    assert PosteriorConfig.from_dict({"world_weight": 0.3}).world_weight == 0.3
+    assert PosteriorConfig.from_dict({"doubt": {"base_mm": 3.0}}).doubt.base_mm == 3.0
+    with pytest.raises(ValueError, match="world_wieght"):
+        PosteriorConfig.from_dict({"world_wieght": 0.3})
+    with pytest.raises(ValueError, match="base_mn"):
+        PosteriorConfig.from_dict({"doubt": {"base_mn": 3.0}})
+    # our own depth would get a negative weight
+    with pytest.raises(ValueError, match="sum to at most 1"):
+        PosteriorConfig(world_weight=0.7, image_z_weight=0.6)
+    with pytest.raises(ValueError, match="non-negative"):
+        PosteriorConfig(world_weight=-0.1)
+
+
+def test_no_joint_is_placed_nearer_than_the_minimum_depth():
+    rays = np.zeros((21, 2))
+    points = on_rays(np.linspace(-100, 200, 21), rays)
+    assert points[:, 2].min() == MIN_DEPTH_MM and points[-1, 2] == 200.0
+
+
+def test_similarity_aligned_matches_the_single_alignment():
+    rng = np.random.default_rng(6)
+    target = _hand(rng)
+    hands = np.stack([_hand(rng) for _ in range(5)])
+    batched = similarity_aligned(hands, target)
+    for h, b in zip(hands, batched):
+        assert np.allclose(b, similarity_align(h, target), atol=1e-8)
+
+
+def _estimate(hyps: np.ndarray, joints: np.ndarray) -> HandEstimate:
+    z = np.zeros((21, 2), np.float32)
+    return HandEstimate("Right", 1.0, z, joints.astype(np.float32), hyps.astype(np.float32), np.zeros(21, np.float32),
+                        np.zeros((3, 3), np.float32), np.zeros((21, 3), np.float32))
+
+
+def test_radius_is_shape_doubt_not_size_or_distance():
+    """Hypotheses scaled about the camera (a bigger hand farther away) or moved bodily add nothing
+    to joint_radius_90; a finger bent differently does."""
+    rng = np.random.default_rng(7)
+    est = _hand(rng) + [0, 0, 450]
+    scaled = np.stack([est * s for s in np.linspace(0.7, 1.3, 32)])
+    assert _estimate(scaled, est).joint_radius_90.max() < 1e-3
+    bent = np.repeat(est[None], 32, axis=0)
+    bent[:, 8, 2] += np.linspace(-20, 20, 32)  # the index tip's depth in doubt
+    r = _estimate(bent, est).joint_radius_90
+    assert r[8] > 10 and r[8] == r.max()
+
+
+def test_distance_interval_spans_adult_hand_lengths():
+    rng = np.random.default_rng(8)
+    hand = _hand(rng)
+    hand = hand / wrist_to_tip_lengths(hand)[2] * 180.0 + [0, 0, 500]  # a 180 mm hand, wrist at 500 mm
+    near, far = distance_interval(hand)
+    wrist = float(np.linalg.norm(hand[0]))
+    lo, hi = ADULT_HAND_LENGTH_MM
+    assert np.isclose(near, wrist * lo / 180.0) and np.isclose(far, wrist * hi / 180.0)
+    assert near < wrist < far
+    # a hand twice as large, twice as far away, looks the same: the same interval
+    near2, far2 = distance_interval(hand * 2)
+    assert np.isclose(near2, near) and np.isclose(far2, far)
+
+
+def test_digit_chains_cover_every_joint_but_the_wrist():
+    assert sorted(j for chain in DIGIT_CHAINS for j in chain) == list(range(1, 21))
 
 
 def test_fuse_depths_trusts_the_source_whose_finger_has_a_hands_length():
