@@ -82,3 +82,20 @@ def test_two_hands_fill_both_slots_and_hidden_when_gone(scene):
     assert scene.show_hands([]) == 0
     assert not scene.actors("Left")["mesh"].GetVisibility()
     assert scene.status_text == "no hand"
+
+
+def test_distance_cue_draws_the_wrists_ray_and_names_the_interval(scene):
+    """distance_mm (where the hand may be) is its own cue: a segment on the wrist's ray from the
+    near to the far end, and the interval in the status line; not part of the cloud's colours."""
+    import dataclasses
+
+    hand = dataclasses.replace(hand_at(400.0), distance_mm=(360.0, 470.0))
+    scene.show_hands([hand])
+    points = np.asarray(scene._slots["Right"].distance.points, np.float64)
+    wrist = np.asarray(hand.joints_3d[0], np.float64)
+    assert np.allclose(np.linalg.norm(points, axis=1), [360.0, 470.0], atol=1e-3)
+    assert np.allclose(points / np.linalg.norm(points, axis=1, keepdims=True), wrist / np.linalg.norm(wrist), atol=1e-5)
+    assert scene.actors("Right")["distance"].GetVisibility()
+    assert scene.status_text.endswith("right 36-47 cm away")
+    scene.show_hands([dataclasses.replace(hand, distance_mm=None)])
+    assert not scene.actors("Right")["distance"].GetVisibility() and "cm away" not in scene.status_text

@@ -24,12 +24,20 @@ SLOTS: tuple[str, ...] = ("Right", "Left")
 HAND_COLOURS = {"Right": (0.93, 0.62, 0.45), "Left": (0.45, 0.68, 0.93)}
 BONE_COLOURS = {"Right": (0.75, 0.33, 0.15), "Left": (0.15, 0.38, 0.75)}
 #: Colour scale of the cloud: each joint's 90 % radius in mm (HandEstimate.joint_radius_90;
-#: fixed, so colours mean the same every frame).
-SPREAD_RANGE_MM = (0.0, 80.0)
+#: fixed, so colours mean the same every frame). On the dev set's real photos the radii run from
+#: about 5 to 35 mm (mean 15 mm); what lies beyond shows at the top colour.
+SPREAD_RANGE_MM = (0.0, 30.0)
+#: The distance cue: the wrist's ray from the nearest to the farthest adult hand (handviz.placement).
+DISTANCE_COLOUR = (0.8, 0.8, 0.8)
 SPREAD_CMAP = "plasma"
 BACKGROUND = "#1e2127"
 #: Where the view looks when there is no hand yet (mm in front of the camera).
 DEFAULT_DEPTH_MM = 450.0
+
+
+def _distance_text(distance_mm: tuple[float, float]) -> str:
+    """(near, far) mm -> "36-47 cm away": where the hand is, for the status line."""
+    return f"{distance_mm[0] / 10:.0f}-{distance_mm[1] / 10:.0f} cm away"
 
 
 def _line_cells(pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
@@ -55,6 +63,9 @@ class _HandSlot:
     skeleton_actor: object
     cloud: pv.PolyData
     cloud_actor: object
+    distance: pv.PolyData  # the wrist's ray between the near and far ends of distance_mm
+    distance_actor: object
+    distance_mm: tuple[float, float] | None = None
     present: bool = False  # a hand of this slot is in the current frame
     has_mesh: bool = False  # ... and it came with vertices that match the faces
 
@@ -104,9 +115,15 @@ class HandScene:
             cloud, scalars="spread_mm", cmap=SPREAD_CMAP, clim=SPREAD_RANGE_MM, point_size=7,
             render_points_as_spheres=True, opacity=0.35, show_scalar_bar=False, name=f"cloud_{name}",
             reset_camera=False, render=False)
-        for actor in (skeleton_actor, cloud_actor):
+        distance = pv.PolyData(np.zeros((2, 3), np.float32))
+        distance.lines = np.array([2, 0, 1], dtype=np.int64)
+        distance.verts = np.array([1, 0, 1, 1], dtype=np.int64)
+        distance_actor = self.plotter.add_mesh(
+            distance, color=DISTANCE_COLOUR, line_width=2, point_size=6, opacity=0.8, name=f"distance_{name}",
+            reset_camera=False, render=False)
+        for actor in (skeleton_actor, cloud_actor, distance_actor):
             actor.SetVisibility(False)
-        return _HandSlot(None, None, skeleton, skeleton_actor, cloud, cloud_actor)
+        return _HandSlot(None, None, skeleton, skeleton_actor, cloud, cloud_actor, distance, distance_actor)
 
     def set_faces(self, faces: np.ndarray | None) -> None:
         """Triangles (F, 3) int of the estimates' vertices; None: no mesh (MediaPipe-only mode)."""
@@ -221,6 +238,10 @@ class HandScene:
                 self.reset_view()
         self.plotter.reset_camera_clipping_range()
         self.status_text = message or (f"{len(by_slot)} hand(s)" if by_slot else "no hand")
+        distances = [f"{name.lower()} {_distance_text(hand.distance_mm)}" for name, hand in by_slot.items()
+                     if hand.distance_mm is not None]
+        if distances:  # where the hand is, apart from the cloud's doubt about its shape
+            self.status_text += " | " + ", ".join(distances)
         self._status.set_text("upper_left", self.status_text)
         return len(by_slot)
 
@@ -238,6 +259,12 @@ class HandScene:
             slot.cloud.copy_from(fresh)
             slot.cloud.point_data.active_scalars_name = "spread_mm"
         slot.cloud.Modified()
+        slot.distance_mm = hand.distance_mm
+        if hand.distance_mm is not None:
+            wrist = joints[0].astype(np.float64)
+            direction = wrist / max(float(np.linalg.norm(wrist)), 1e-6)
+            slot.distance.points[:] = np.outer(hand.distance_mm, direction).astype(np.float32)
+            slot.distance.Modified()
         verts = np.asarray(hand.vertices, np.float32)
         if slot.mesh is not None and len(verts) == slot.mesh.n_points:
             slot.mesh.points[:] = verts * sign
@@ -254,6 +281,7 @@ class HandScene:
             # one hypothesis (MediaPipe-only mode) is not a cloud: it would hide inside the joints
             many = slot.cloud.n_points > NUM_JOINTS
             slot.cloud_actor.SetVisibility(slot.present and self._cloud_visible and many)
+            slot.distance_actor.SetVisibility(slot.present and self._cloud_visible and slot.distance_mm is not None)
             if slot.mesh_actor is not None:
                 slot.mesh_actor.SetVisibility(slot.present and slot.has_mesh)
         # The colour key only means something when a shown cloud has more than one hypothesis.
@@ -271,7 +299,8 @@ class HandScene:
     # ---- for tests and owners ---------------------------------------------------------------
     def actors(self, slot: str) -> dict[str, object]:
         s = self._slots[slot]
-        return {"mesh": s.mesh_actor, "skeleton": s.skeleton_actor, "cloud": s.cloud_actor}
+        return {"mesh": s.mesh_actor, "skeleton": s.skeleton_actor, "cloud": s.cloud_actor,
+                "distance": s.distance_actor}
 
     def slot_data(self, slot: str) -> dict[str, pv.PolyData | None]:
         s = self._slots[slot]
