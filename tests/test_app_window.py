@@ -293,8 +293,9 @@ def test_exports_are_logged(qtbot, make_window, tmp_path, caplog):
     import logging
 
     w = make_window(source=str(demo_dir()), backend_factory=template_backend, detector_factory=FakeDetector)
-    qtbot.waitUntil(lambda: w._current is not None and bool(w._current.hands) and w._faces is not None,
-                    timeout=WAIT_MS)
+    # a frame from the model (those before it loaded are MediaPipe's 3D, without a mesh to export)
+    qtbot.waitUntil(lambda: w._current is not None and bool(w._current.hands) and w._faces is not None
+                    and len(w._current.hands[0].vertices) > 0, timeout=WAIT_MS)
     caplog.set_level(logging.INFO, logger="handviz")
     written = w.export_frame_to(tmp_path / "frame.ply")
     assert written
