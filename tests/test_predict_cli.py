@@ -9,6 +9,8 @@ import pytest
 
 from handviz.cli import main
 from handviz.commands.predict import expand_inputs
+from handviz.geometry import project
+from handviz.hand.asset import load_hand_asset
 
 
 def test_predict_writes_lines_and_reports_bad_inputs(tmp_path, demo_photo, capsys):
@@ -27,18 +29,38 @@ def test_predict_writes_lines_and_reports_bad_inputs(tmp_path, demo_photo, capsy
     assert lines[1]["hands"] == []
     hands = lines[0]["hands"]
     assert len(hands) >= 1
-    h = hands[0]
-    assert h["handedness"] in ("Left", "Right")
-    assert np.array(h["keypoints_2d"]).shape == (21, 2)
-    assert np.array(h["joints_3d"]).shape == (21, 3)
-    assert np.array(h["joint_hypotheses"]).shape == (8, 21, 3)
-    assert np.array(h["joint_spread"]).shape == (21,)
-    assert np.array(h["mediapipe_world_3d"]).shape == (21, 3)
-    assert lines[0]["width"] > 0 and lines[0]["height"] > 0
+    photo_h, photo_w = cv2.imread(str(demo_photo)).shape[:2]
+    assert (lines[0]["width"], lines[0]["height"]) == (photo_w, photo_h)
+    assert (lines[1]["width"], lines[1]["height"]) == (160, 120)
     K = np.array(lines[0]["K"])  # the intrinsics the camera-frame joints were placed with
-    assert K.shape == (3, 3) and K[0, 0] > 0 and K[2, 2] == 1
-    objs = list((tmp_path / "objs").glob("*.obj"))
+    assert K.shape == (3, 3) and K[0, 0] == K[1, 1] > 0 and K[2, 2] == 1
+    assert K[0, 2] == pytest.approx((photo_w - 1) / 2, abs=1) and K[1, 2] == pytest.approx((photo_h - 1) / 2, abs=1)
+    for h in hands:
+        assert h["handedness"] in ("Left", "Right") and 0 < h["score"] <= 1
+        kp = np.array(h["keypoints_2d"])
+        joints = np.array(h["joints_3d"])
+        hyps = np.array(h["joint_hypotheses"])
+        assert kp.shape == (21, 2) and joints.shape == (21, 3) and hyps.shape == (8, 21, 3)
+        assert np.all((kp >= 0) & (kp <= [photo_w, photo_h]))  # MediaPipe's keypoints, in pixels
+        # The 3D joints, in the camera frame of the line's own K, project onto the keypoints: median
+        # under 3 % and every joint under 5 % of the hand's 2D size (measured on the demo photos:
+        # median 1.1-1.3 %, worst 2.2-2.4 %).
+        off = np.linalg.norm(project(joints, K) - kp, axis=-1)
+        size = np.linalg.norm(np.ptp(kp, axis=0))
+        assert np.median(off) < 0.03 * size and off.max() < 0.05 * size, off / size
+        assert np.all(joints[:, 2] > 0) and 50 < np.linalg.norm(joints[9] - joints[0]) < 140  # a hand, in front
+        np.testing.assert_allclose(hyps.mean(axis=0), joints, atol=0.05)  # the estimate is the cloud's mean
+        assert np.ptp(hyps - hyps[:, :1], axis=0).max() > 5.0  # hypotheses that differ in shape
+        spread, radius = np.array(h["joint_spread"]), np.array(h["joint_radius_90"])
+        assert spread.shape == radius.shape == (21,) and np.all(spread >= 0) and np.all(radius[1:] > 0)
+        near, far = h["distance_mm"]
+        assert 0 < near < far
+        world = np.array(h["mediapipe_world_3d"])
+        assert world.shape == (21, 3) and 50 < np.linalg.norm(world[9] - world[0]) < 140  # MediaPipe's, in mm
+    objs = sorted((tmp_path / "objs").glob("*.obj"))
     assert len(objs) == len(hands)
+    n_vertices = sum(line.startswith("v ") for line in objs[0].read_text().splitlines())
+    assert n_vertices == len(load_hand_asset().vertices)
 
 
 def test_predict_with_missing_weights_says_what_to_do(tmp_path, demo_photo, capsys):
