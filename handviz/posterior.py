@@ -1,33 +1,26 @@
 """Joint hypotheses made to agree with the 2D evidence and with MediaPipe's own 3D (numpy only).
 
 Stage 1 draws N root-relative hands from the 2D keypoints' shape. What it does not use well on
-real photos (measured in issue 10), and the cloud's make-up, are applied here, after sampling:
+real photos (measured in issue 10), and the cloud's make-up (issue 20), are applied here:
 
 1. **The keypoint rays.** A joint seen at pixel (u, v) lies on the ray K^-1 (u, v, 1). Each
    hypothesis keeps its depths and has x, y put back on the rays (``snap_to_rays``), so every
-   hypothesis projects onto the keypoints and the remaining spread is where one image really is
-   ambiguous: depth. The rays themselves are jittered by MediaPipe's 2D noise model, so the
-   cloud also carries the keypoints' own uncertainty.
+   hypothesis projects onto the keypoints and what is left open is depth.
 2. **MediaPipe's 3D as an observation.** Its world landmarks (aligned to the snapped mean) and
    its image-landmark z are two more measurements of each joint's depth; the three are averaged
-   (``mediapipe_depths``, ``fuse_depths``), per finger favouring those that give it a hand's
-   length on its rays, and where they disagree the cloud is widened along their differences, so
-   the spread ranks the error instead of only the sampler's noise.
-3. **The shape of the cloud.** On real photos most of the aggregate's error is a whole finger
-   leaning toward or away from the camera (issue 10: five such modes take the 6 real hands from
-   9.9 to 7.2 mm PA-MPJPE when fitted to the truth, five random depth modes only to 8.8 mm;
-   handviz.eval.depth_modes), and
-   the hand's size against its distance, which one image cannot tell apart. So the depth
-   deviations are drawn along those few modes (``finger_depth_modes``) and each hypothesis is
-   scaled about the camera (``hand_scales``): every hypothesis is still a plausible hand on its
-   keypoints, and the best of N lies nearer the truth than in a cloud spread over all 21 depths.
-4. **Two kinds of hypotheses.** Noise drawn in many dimensions (the 2D jitter of 21 keypoints,
-   the sampler's own spread) moves every hypothesis away from every hand, the true one too: no
-   single draw of it is near the truth. So a share of the hypotheses (``blend_fraction``) are
-   blends of the depth sources only, exactly on the keypoint rays (if one source, or a mix of
-   them, is right for this image, one of these is near it); the rest carry all the noise,
-   widened, so that the cloud as a whole still covers the truth (issue 10: on 6 real hands,
-   20 seeds, best-of-32 9.68 -> 8.59 mm, per-axis 90 % interval coverage 87.1 -> 89.5 %).
+   (``mediapipe_depths``, ``fuse_depths``), per digit favouring those that give it a hand's
+   length on its rays. That average is the estimate.
+3. **The cloud is doubt about the hand's shape.** Every hypothesis keeps the estimate's wrist,
+   size and distance (where the hand is, which one image leaves open, is handviz.placement's
+   interval, not spread). Half of them are blends of the depth sources on the rays (if one
+   source, or a mix of them, is right for this photo, one of these is near it: the best of N);
+   each of the others leans every digit toward or away from the camera, about its base, by a
+   normal draw times its joints' expected error (``JointDoubt``). That error is predicted from
+   what says the evidence is weak: MediaPipe's image z straying from the fused depth, and how
+   far MediaPipe's keypoints and world landmarks move on slightly changed copies of the photo
+   (handviz.pipeline.augment). On the dev set's real photos (issue 20, 5 seeds) the cloud's
+   90 % ball holds the truth for 85 % of joints at a mean radius of 14.5 mm, and its radii rank
+   the per-joint error at Pearson 0.36 (0.01 on the held-out set before).
 
 Shapes: joints (N, 21, 3) or (21, 3) in mm, camera frame (x right, y down, z forward); kp2d
 (21, 2) px; K (3, 3).
