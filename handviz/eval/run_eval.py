@@ -41,7 +41,7 @@ def score_predictions(joints: np.ndarray, hyps: np.ndarray, verts: np.ndarray,
     """All the synthetic metrics for (B, 21, 3) joints, (B, N, 21, 3) hypotheses, (B, V, 3) verts (mm)."""
     pa = M.pa_mpjpe(joints, gt_joints)
     rr = M.mpjpe(joints, gt_joints)
-    rel_h = hyps - hyps[:, :, :1]  # hypotheses may sit at different distances (posterior.hand_scales)
+    rel_h = hyps - hyps[:, :, :1]  # wrist-relative, as the cloud is
     rel_g = gt_joints - gt_joints[:, :1]
     spread = M.spread(rel_h).mean(axis=1)
     calib = M.calibration(rel_h, rel_g)
