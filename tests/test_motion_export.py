@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -67,10 +66,7 @@ def write_session(path: Path, n: int, sides: tuple[str, ...] = ("Right",), gap: 
 def test_300_frames_to_an_animated_glb_that_reproduces_the_joints(tmp_path: Path, capsys) -> None:
     times, joints = write_session(tmp_path / "s", 300)
     out = tmp_path / "hand.glb"
-    start = time.perf_counter()
     assert main(["export", str(tmp_path / "s"), "--all", "--animated", "--out", str(out)]) == 0
-    elapsed = time.perf_counter() - start
-    assert elapsed < 10.0, f"export took {elapsed:.1f} s"
     assert "right hand 300 keys" in capsys.readouterr().out
 
     skins = evaluate_skins(out)

@@ -3,7 +3,6 @@
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -104,13 +103,17 @@ def test_damaged_video_is_a_source_error(tmp_path):
         open_source(path)
 
 
+def _no_capture(*args):
+    raise AssertionError("cv2.VideoCapture was opened: probing a camera can wait seconds for a driver")
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="checks /dev/videoN")
-def test_missing_camera_is_a_quick_source_error():
+def test_missing_camera_is_a_quick_source_error(monkeypatch):
+    """Quick by construction: no /dev/videoN node answers before OpenCV is asked to open it."""
     index = next(i for i in range(50, 100) if not Path(f"/dev/video{i}").exists())
-    t0 = time.perf_counter()
-    with pytest.raises(SourceError, match=f"camera {index}"):
+    monkeypatch.setattr(cv2, "VideoCapture", _no_capture)
+    with pytest.raises(SourceError, match=f"camera {index}: not present"):
         CameraSource(index)
-    assert time.perf_counter() - t0 < 1.0
     with pytest.raises(SourceError):
         open_source(str(index))
 
@@ -143,12 +146,14 @@ def test_camera_that_stops_delivering_is_reported(monkeypatch):
         cam.read()
 
 
-def test_list_cameras_answers_quickly():
-    t0 = time.perf_counter()
+def test_list_cameras_answers_quickly(monkeypatch):
+    """Only existing /dev/videoN nodes are probed: a machine without them answers without asking
+    OpenCV at all (each probe of an absent camera can take seconds)."""
     found = list_cameras()
     assert isinstance(found, list) and all(isinstance(i, int) for i in found)
-    if not any(Path(f"/dev/video{i}").exists() for i in range(4)):
-        assert found == [] and time.perf_counter() - t0 < 0.5
+    monkeypatch.setattr(sources, "_device_node_missing", lambda index: True)
+    monkeypatch.setattr(cv2, "VideoCapture", _no_capture)
+    assert list_cameras() == []
 
 
 def test_demo_source_by_name_and_path():
