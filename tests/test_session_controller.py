@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +25,17 @@ class Collector:
         self.results, self.events = [], []
         self.stopped = threading.Event()
         self.ended = threading.Event()
+        self._delivered = threading.Condition()
 
     def on_result(self, result) -> None:
-        self.results.append(result)
+        with self._delivered:
+            self.results.append(result)
+            self._delivered.notify_all()
+
+    def wait_for_results(self, n: int, timeout: float) -> bool:
+        """Until at least n results were delivered (False: not within timeout s)."""
+        with self._delivered:
+            return self._delivered.wait_for(lambda: len(self.results) >= n, timeout)
 
     def on_event(self, event: PipelineEvent) -> None:
         self.events.append(event)
@@ -95,11 +102,11 @@ def test_recording_reads_true_while_the_session_opens_and_a_stop_meanwhile_wins(
     controller.open_source(str(photos), loop=False, record_to=tmp_path / "a")
     assert c.stopped.wait(60)
     assert controller.stop_recording().frames_written == 6
+    before = len(c.results)
     controller.open_source(str(photos), loop=True, record_to=tmp_path / "b")
-    deadline = time.monotonic() + 30
-    while len(seen) < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.3)
+    # the result that opens the second session is delivered once the controller has dealt with
+    # the stop that came while it opened
+    assert c.wait_for_results(before + 1, 60)
     assert seen == [True, True]
     assert not controller.recording and not controller.recorder.recording
     assert controller.stop()
