@@ -23,7 +23,7 @@ from handviz.features import JOINT_SCALE_MM, OBSERVATION_COND_DIM, keypoint_cond
 from handviz.limits import HYPOTHESES_DEFAULT, HYPOTHESES_MAX, HYPOTHESES_MIN, check_in_range
 from handviz.paths import weights_dir as resolve_weights_dir
 from handviz.geometry import similarity_aligned
-from handviz.placement import distance_interval
+from handviz.placement import adult_size_factor, distance_interval
 from handviz.posterior import PosteriorConfig, posterior_hypotheses
 from handviz.types import Detection, HandEstimate
 
@@ -227,6 +227,9 @@ class Cascade:
         mean = hyps.mean(axis=0)
         t = solve_root_translation(mean, kp2d, np.asarray(K, np.float32))
         joints, hyps_cam, verts_cam = mean + t, hyps + t, verts + t
+        # One image fixes the hand's shape and direction, not its size: place it at an adult's.
+        size = adult_size_factor(joints)
+        joints, hyps_cam, verts_cam = joints * size, hyps_cam * size, verts_cam * size
         if mirrored:
             flip = np.array([-1.0, 1.0, 1.0], np.float32)
             joints, hyps_cam, verts_cam = joints * flip, hyps_cam * flip, verts_cam * flip

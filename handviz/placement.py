@@ -1,9 +1,9 @@
 """Where the hand is: its distance from the camera, which one image leaves open.
 
 A hand twice as large twice as far away projects onto the same pixels, so a photo fixes the
-hand's shape and its direction from the camera, not its distance. The cascade's estimate sits at
-the distance its own hand size implies; the interval here is the distance for the range of adult
-hand sizes. It is kept apart from the joint hypotheses, which are doubt about the hand's shape
+hand's shape and its direction from the camera, not its distance. The cascade places its estimate
+at the typical adult hand size (`adult_size_factor`), and `distance_interval` gives the distance
+for the range of adult hand sizes. It is kept apart from the joint hypotheses, which are doubt about the hand's shape
 (issue 20: scaling each hypothesis about the camera made the cloud 3.6x wider in palm length
 and hid the shape doubt under it).
 """
@@ -18,6 +18,17 @@ from handviz.posterior import wrist_to_tip_lengths
 #: the 95th of men in the ANSUR II survey (2012). Along the middle digit's joints, MediaPipe's
 #: wrist-to-tip length matches it for an open hand and does not change as the hand curls.
 ADULT_HAND_LENGTH_MM = (160.0, 210.0)
+#: The hand length the estimate is placed with: about the adult mean (ANSUR II: women 181 mm,
+#: men 193 mm). Stage 1's hands run small (palm 64-85 mm on the bundled photos against 91-100 mm
+#: for MediaPipe's world landmarks; the dev set's person: 182 mm), which put them too near.
+TYPICAL_HAND_LENGTH_MM = 185.0
+
+
+def adult_size_factor(joints_3d: np.ndarray) -> float:
+    """The factor that scales a hand (21, 3), camera frame, about the camera to the typical adult
+    hand length: the same pixels, an adult's size and the distance that goes with it."""
+    length = float(wrist_to_tip_lengths(np.asarray(joints_3d, np.float64))[2])
+    return TYPICAL_HAND_LENGTH_MM / length if length > 1e-6 else 1.0
 
 
 def distance_interval(joints_3d: np.ndarray) -> tuple[float, float]:

@@ -314,3 +314,18 @@ def test_fuse_depths_trusts_the_source_whose_finger_has_a_hands_length():
     assert np.abs(fused[[6, 7, 8]] - truth[[6, 7, 8], 2]).max() < 0.1 * np.abs(plain - truth[:, 2]).max()
     others = np.setdiff1d(np.arange(21), [6, 7, 8])
     assert np.allclose(fused[others], plain[others])
+
+
+def test_the_estimate_is_placed_at_the_typical_adult_size_inside_its_interval():
+    """adult_size_factor scales a hand about the camera to the typical adult length: the same
+    pixels, and a distance inside distance_interval."""
+    from handviz.placement import TYPICAL_HAND_LENGTH_MM, adult_size_factor
+
+    rng = np.random.default_rng(9)
+    hand = _hand(rng) + [20, -10, 300]
+    size = adult_size_factor(hand)
+    placed = hand * size
+    assert np.isclose(wrist_to_tip_lengths(placed)[2], TYPICAL_HAND_LENGTH_MM)
+    assert np.allclose(project(placed, K), project(hand, K), atol=1e-4)
+    near, far = distance_interval(placed)
+    assert near < np.linalg.norm(placed[0]) < far
