@@ -7,6 +7,8 @@ import pytest
 
 from handviz.pipeline.latest_queue import LatestQueue, QueueClosed
 
+WAIT_S = 30.0  # only ever reached by a hang
+
 
 def test_full_queue_drops_the_oldest_and_counts():
     q: LatestQueue[int] = LatestQueue(1)
@@ -66,9 +68,9 @@ def test_close_releases_a_blocked_consumer():
 
     t = threading.Thread(target=consumer)
     t.start()
-    started.wait(1)
+    assert started.wait(WAIT_S)
     q.close()
-    t.join(2)
+    t.join(WAIT_S)  # returns at once when close() wakes the consumer; the limit only catches a hang
     assert not t.is_alive() and outcome == ["closed"]
 
 
@@ -82,13 +84,13 @@ def test_waiting_put_loses_nothing():
                 received.append(q.get(timeout=2))
             except QueueClosed:
                 return
-            time.sleep(0.001)
+            time.sleep(0.001)  # a consumer slower than the producer (stand-in work, not a wait)
 
     t = threading.Thread(target=consumer)
     t.start()
     for i in range(50):
         q.put(i, wait=True)
     q.close()
-    t.join(5)
+    t.join(WAIT_S)
     assert received == list(range(50))
     assert q.dropped == 0
