@@ -139,6 +139,64 @@ def test_mirrored_left_hand_keeps_outward_normals(tmp_path: Path) -> None:
     assert outward.all()
 
 
+def exported_normals(path: Path) -> np.ndarray:
+    """(V, 3) the vertex normals as written in the file, read without trimesh's own recomputation."""
+    fmt = path.suffix.lstrip(".")
+    if fmt == "obj":
+        lines = path.read_text().splitlines()
+        for line in lines:  # "f v//n ...": each corner's normal is its vertex's
+            if line.startswith("f "):
+                assert all(a == b for a, b in (corner.split("//") for corner in line.split()[1:])), line
+        return np.array([line.split()[1:] for line in lines if line.startswith("vn ")], np.float64)
+    if fmt == "ply":
+        return np.asarray(pv.read(path).point_data["Normals"], np.float64)
+    import pygltflib as gl
+    from gltf_check import read_accessor
+
+    gltf = gl.GLTF2().load(str(path))
+    return read_accessor(gltf, gltf.meshes[0].primitives[0].attributes.NORMAL).astype(np.float64)
+
+
+@pytest.mark.parametrize("fmt", ["obj", "ply", "glb"])
+@pytest.mark.parametrize("side", ["Right", "Left"])
+def test_exported_normals_agree_with_the_faces_and_point_outward(tmp_path: Path, fmt: str, side: str) -> None:
+    """The real hand mesh, a left hand mirrored as the cascade makes it: every vertex normal in the
+    file is a unit vector along its faces' normals (from the file's own vertices and winding), and
+    the surface faces outward, so Blender/Unity light the outside."""
+    from handviz.hand.asset import load_hand_asset
+    from handviz.io.export import write_hand
+
+    asset = load_hand_asset()
+    verts = (asset.vertices - asset.rest_joints[0] + [0.0, 0.0, 400.0]) * ([-1, 1, 1] if side == "Left" else 1)
+    hand = make_hand(side)
+    hand.vertices = verts.astype(np.float32)
+    path = tmp_path / f"hand.{fmt}"
+    write_hand(hand, asset.faces, path)
+    mesh = load_trimesh(path)
+    normals = exported_normals(path)
+    assert normals.shape == mesh.vertices.shape
+    np.testing.assert_allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-4)
+    # each vertex's faces, by the file's winding, summed by area
+    corners = mesh.vertices[mesh.faces]
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    around = np.zeros_like(mesh.vertices)
+    for k in range(3):
+        np.add.at(around, mesh.faces[:, k], face_normals)
+    cos = (normals * around).sum(axis=1) / np.linalg.norm(around, axis=1)
+    # the writer weighs the faces differently: measured min 0.70 at the wrist's rim, median 1.00
+    assert cos.min() > 0.5 and np.median(cos) > 0.99, (cos.min(), np.median(cos))
+    # the winding encloses a positive volume (about the centroid) ...
+    centred = mesh.vertices - mesh.vertices.mean(axis=0)
+    tri = centred[mesh.faces]
+    assert np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() > 0
+    # ... and seen from outside, the outermost vertex in a direction has its normal that way
+    # (in 200 random directions: all but the open wrist's rim, measured 98.5 %; inward gives 1.5 %)
+    directions = np.random.default_rng(0).normal(size=(200, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    outermost = np.argmax(mesh.vertices @ directions.T, axis=0)
+    assert ((normals[outermost] * directions).sum(axis=1) > 0).mean() > 0.95
+
+
 def test_file_names() -> None:
     hands = [make_hand("Right"), make_hand("Left"), make_hand("Right")]
     assert hand_file_stems(12, hands) == ["frame_000012_right", "frame_000012_left", "frame_000012_right_2"]
