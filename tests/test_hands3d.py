@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from handviz.eval import hands3d as H
+from handviz.eval.matching import match_detections
 from handviz.types import BONES, Detection, HandEstimate, HandJoint
 
 HANDS3D = Path(__file__).resolve().parents[2] / "shared" / "data" / "hands3d"
@@ -114,13 +115,24 @@ def test_match_prefers_place_then_handedness():
     gt = [_hand_uv(0.0), _hand_uv(300.0)]
     # Right's detection labelled Left and vice versa: place wins, each hand keeps its own detection.
     dets = [_det(_hand_uv(302.0), "Right"), _det(_hand_uv(1.0), "Left")]
-    assert H.match_detections(dets, gt, ["Right", "Left"]) == [1, 0]
+    assert match_detections(dets, gt, ["Right", "Left"]) == [1, 0]
     # Two detections on one hand: the one with the right label wins; the far hand stays unmatched.
     dets = [_det(_hand_uv(2.0), "Left"), _det(_hand_uv(4.0), "Right")]
-    assert H.match_detections(dets, gt, ["Right", "Left"]) == [1, None]
+    assert match_detections(dets, gt, ["Right", "Left"]) == [1, None]
     # A detection far from every labelled hand is never taken.
-    assert H.match_detections([_det(_hand_uv(150.0), "Right")], gt, ["Right", "Left"]) == [None, None]
-    assert H.match_detections([], gt, ["Right", "Left"]) == [None, None]
+    assert match_detections([_det(_hand_uv(150.0), "Right")], gt, ["Right", "Left"]) == [None, None]
+    assert match_detections([], gt, ["Right", "Left"]) == [None, None]
+
+
+def test_match_uses_the_labelled_joints_only():
+    """A label that leaves joints out (NaN) is matched on the rest; whatever MediaPipe put at the
+    missing joints does not count, and a hand with no labelled joint is never matched."""
+    gt = _hand_uv(0.0)
+    gt[10:] = np.nan
+    det_uv = _hand_uv(1.0)
+    det_uv[10:] = 900.0  # far off where the label is silent
+    assert match_detections([_det(det_uv, "Right")], [gt], ["Right"]) == [0]
+    assert match_detections([_det(det_uv, "Right")], [np.full((21, 2), np.nan)], ["Right"]) == [None]
 
 
 # ---------------------------------------------------------------- evaluation

@@ -165,3 +165,26 @@ def test_calibration_spread_tracks_error():
     assert out["spearman"] == pytest.approx(1.0)
     assert set(out) == {"spearman", "coverage_1x", "coverage_2x", "interval_coverage_90"}
     assert 0.0 <= out["coverage_1x"] <= out["coverage_2x"] <= 1.0
+
+
+def test_pearson():
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    assert M.pearson(x, 2 * x + 1) == pytest.approx(1.0)
+    assert M.pearson(x, np.array([1.0, 0.0, 0.0, 1.0])) == pytest.approx(0.0)
+    assert math.isnan(M.pearson(x, np.ones(4)))
+
+
+def test_sparsification_and_ause_hand_computed():
+    errors = np.array([4.0, 3.0, 2.0, 1.0])
+    fractions = np.array([0.0, 0.25, 0.5, 0.75])
+    # The spread ranks them backwards: the smallest error goes first.
+    curve, oracle = M.sparsification(np.array([1.0, 2.0, 3.0, 4.0]), errors, fractions)
+    np.testing.assert_allclose(curve, [2.5, 3.0, 3.5, 4.0])  # means of (4 3 2 1), (4 3 2), (4 3), (4)
+    np.testing.assert_allclose(oracle, [2.5, 2.0, 1.5, 1.0])
+    # Differences 0, 1, 2, 3 at steps of 0.25: trapezoid (0.5 + 1.5 + 2.5) x 0.25 = 1.125.
+    assert M.ause(fractions, curve, oracle) == pytest.approx(1.125)
+    perfect, _ = M.sparsification(errors, errors, fractions)
+    assert M.ause(fractions, perfect, oracle) == pytest.approx(0.0)
+    # One sample is always kept, and 0.9 of 4 rounds to 4 removed: the last one stays.
+    last, _ = M.sparsification(errors, errors, np.array([0.9]))
+    np.testing.assert_allclose(last, [1.0])

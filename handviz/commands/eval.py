@@ -13,11 +13,14 @@ from handviz.commands.checks import check_at_least, check_ddim_steps, check_devi
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score the cascade (real photos, no-truth checks, synthetic, FreiHAND, HO3Dv2)",
                        description="--real DIR scores real photos with 3D truth against MediaPipe's own 3D on "
-                       "the same detections: PA-MPJPE, best-of-N, their ratios, per-joint errors, spread/error "
-                       "Spearman, 90%% interval coverage, detection rate, reprojection of joints and mesh. "
+                       "the same detections (MediaPipe also on changed copies, as predict does): PA-MPJPE, "
+                       "best-of-N, their ratios, per-joint errors, the cloud's calibration (ball coverage, "
+                       "radius/error correlations, sparsification and AUSE), detection rate, reprojection of "
+                       "joints and mesh; per subfolder of the images too (one per camera, say). "
                        "DIR holds labels.jsonl (one line per image: {\"image\": path, \"K\": 3x3, "
-                       "\"hands\": [{\"joints_3d\": 21x3 mm camera frame, MediaPipe order, \"handedness\": "
-                       "\"Right\"|\"Left\"|null}]}) and the images; `handviz data real-folder` converts. "
+                       "\"hands\": [{\"joints_3d\": 21x3 mm camera frame, MediaPipe order, null for a joint "
+                       "not labelled, \"handedness\": \"Right\"|\"Left\"|null}]}) and the images; a hand with "
+                       "fewer than 6 joints is counted as unlabelled; `handviz data real-folder` converts. "
                        "--checks PATH... needs no truth: reprojection, mirror consistency, jitter, bone "
                        "proportions. --synthetic renders a fresh test set and runs MediaPipe on it.")
     src = p.add_mutually_exclusive_group(required=True)
@@ -32,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guess-intrinsics", action="store_true",
                    help="with --real: give the cascade predict's focal guess for a photo (60 deg, "
                    "lengthened so the hand is at least 40 cm away), not the true K")
+    p.add_argument("--plots", type=Path, metavar="DIR", default=None,
+                   help="with --real: write reliability.png (ball coverage against level) and "
+                   "sparsification.png (with its oracle) into DIR")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hypotheses", type=int, default=limits.HYPOTHESES_DEFAULT,
                    help=f"joint hypotheses per hand ({limits.HYPOTHESES_MIN}-{limits.HYPOTHESES_MAX})")
@@ -57,34 +63,92 @@ def check_options(args: argparse.Namespace) -> None:
         folder = getattr(args, option[2:], None)
         if folder is not None:
             check_dataset_folder(option, folder)
-    if getattr(args, "checks", None):
-        from handviz.commands.predict import expand_inputs
+    if getattr(args, "plots", None) is not None:
+        from handviz.logs import InputError
 
-        # a folder without images or videos: InputError (the checks read no subfolders)
-        expand_inputs(args.checks, recurse_hint="name them after --checks to include them")
+        if getattr(args, "real", None) is None:
+            raise InputError("--plots DIR: works with --real only")
+        if args.plots.exists() and not args.plots.is_dir():
+            raise InputError(f"--plots {args.plots}: is a file; give a folder")
+    if getattr(args, "real", None) is not None:
+        from handviz.data.real_folder import LABELS
+        from handviz.logs import InputError
+
+        if not (args.real / LABELS).is_file():
+            raise InputError(f"--real {args.real}: holds no {LABELS}; give the folder with {LABELS} and its "
+                             "images (`handviz data real-folder` makes one)")
+    if getattr(args, "checks", None):
+        check_inputs_readable(args.checks)
 
 
 def check_dataset_folder(option: str, folder: Path) -> None:
     from handviz.logs import InputError
 
+    if folder.is_file():
+        raise InputError(f"{option} {folder}: is a file; give the folder")
     if not folder.is_dir():
         raise InputError(f"{option} {folder}: no such folder")
     if not any(folder.iterdir()):
         raise InputError(f"{option} {folder}: the folder is empty")
 
 
+def check_inputs_readable(inputs: list[Path]) -> None:
+    """--checks: every input (and every image or video of a folder) gives a frame, before the model
+    loads; a figure must not quietly leave an input out. InputError names the first that does not."""
+    from handviz.commands.predict import expand_inputs, iter_frames
+    from handviz.logs import InputError
+
+    # a folder without images or videos: InputError (the checks read no subfolders)
+    paths, _ = expand_inputs(inputs, recurse_hint="name them after --checks to include them")
+    for path in paths:
+        errors: list[str] = []
+        frames = iter_frames(path, errors)
+        first = next(frames, None)
+        frames.close()
+        if first is None:
+            raise InputError(f"--checks {errors[0] if errors else f'{path}: gives no frame'}")
+
+
+def open_inputs(args: argparse.Namespace):
+    """What --real, --freihand or --ho3d scores, opened before the model loads: a folder that does not
+    hold what the option needs is an InputError (exit 2) naming the option, not a crash later."""
+    from handviz.logs import InputError
+
+    try:
+        if args.real is not None:
+            from handviz.data.real_folder import load_real_folder
+
+            return load_real_folder(args.real)
+        if args.freihand is not None:
+            from handviz.data.freihand import FreiHandDataset
+
+            return FreiHandDataset(args.freihand, "evaluation")
+        if args.ho3d is not None:
+            from handviz.data.ho3d import HO3DDataset
+
+            return HO3DDataset(args.ho3d, "train")
+    except (OSError, ValueError) as exc:  # RealFolderError is a ValueError; missing files OSErrors
+        option = "--real" if args.real is not None else "--freihand" if args.freihand is not None else "--ho3d"
+        raise InputError(f"{option} {exc}") from exc
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     check_options(args)
+    inputs = open_inputs(args)
     from handviz.cascade import Cascade
 
     cascade = Cascade.from_weights(args.weights, device=args.device)
     if args.real is not None:
-        from handviz.data.real_folder import load_real_folder
         from handviz.eval.real_photos import evaluate_real_samples
 
-        report = evaluate_real_samples(cascade, load_real_folder(args.real), str(args.real),
+        report = evaluate_real_samples(cascade, inputs, str(args.real),
                                        n_hypotheses=args.hypotheses, seed=args.seed, ddim_steps=args.ddim_steps,
                                        guess_intrinsics=args.guess_intrinsics)
+        if args.plots is not None:
+            from handviz.eval.plots import write_calibration_plots
+
+            report["plots"] = [str(path) for path in write_calibration_plots(report, args.plots)]
     elif args.checks is not None:
         from handviz.eval.run_checks import run_checks
 
@@ -99,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         report = evaluate_hands3d(cascade, args.hands3d, n_hypotheses=args.hypotheses, seed=args.seed,
                                   ddim_steps=args.ddim_steps)
     else:
-        report = _evaluate_dataset(cascade, args)
+        report = _evaluate_dataset(cascade, args, inputs)
     if args.json:
         print(json.dumps(report))
     else:
@@ -107,21 +171,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate_dataset(cascade, args: argparse.Namespace) -> dict:
-    """Official-protocol scores on FreiHAND (evaluation) or HO3Dv2 (train, which has 3D labels)."""
+def _evaluate_dataset(cascade, args: argparse.Namespace, samples) -> dict:
+    """Official-protocol scores on FreiHAND (evaluation) or HO3Dv2 (train, which has 3D labels);
+    samples: open_inputs' dataset."""
     import numpy as np
 
     from handviz.eval.real_eval import evaluate_on_samples
     from handviz.pipeline.detector import HandDetector
 
-    if args.freihand:
-        from handviz.data.freihand import FreiHandDataset
-
-        samples, dataset = FreiHandDataset(args.freihand, "evaluation"), "freihand"
-    else:
-        from handviz.data.ho3d import HO3DDataset
-
-        samples, dataset = HO3DDataset(args.ho3d, "train"), "ho3d"
+    dataset = "freihand" if args.freihand else "ho3d"
     detector = HandDetector(max_hands=1, static=True)
     absolute: list = []
 

@@ -4,10 +4,16 @@
         {"image": "images/0001.jpg",                  # path relative to DIR
          "K": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]],  # intrinsics of that image (px)
          "hands": [{"joints_3d": [[x, y, z], ...],    # 21 joints, mm, camera frame (x right,
-                                                      #   y down, z forward), MediaPipe order
+                                                      #   y down, z forward), MediaPipe order;
+                                                      #   null for a joint (or the whole hand)
+                                                      #   the label does not give
                     "handedness": "Right"}]}          # "Right" | "Left" | null (unknown)
-    DIR/images/...      the photos
+    DIR/images/...      the photos, directly or in subfolders (images/<camera>/0001.jpg): each
+                        subfolder is a group that `eval --real` also reports on its own
     DIR/SOURCE.md       where the data came from and its licence
+
+A hand with fewer than MIN_VISIBLE_JOINTS (6) labelled joints is kept but not scored: the
+evaluation counts it as unlabelled.
 
 Any real set with 3D truth can be converted into it once (see `handviz data real-folder`);
 data under research-only licences stays out of the repository and out of training.
@@ -22,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handviz.data.real_sample import Sample
+from handviz.data.real_sample import MIN_VISIBLE_JOINTS, Sample
 
 LABELS = "labels.jsonl"
 
@@ -31,23 +37,54 @@ class RealFolderError(ValueError):
     """The folder or one of its labels does not follow the format; the message names the line."""
 
 
-def _hand_sample(root: Path, line_no: int, entry: dict, hand: dict, k: int, K: np.ndarray) -> Sample | None:
-    joints = np.asarray(hand.get("joints_3d"), dtype=np.float64)
-    if joints.shape != (21, 3):
-        raise RealFolderError(f"{root / LABELS}:{line_no}: hand {k} joints_3d must be 21x3, got {joints.shape}")
-    if not (np.all(np.isfinite(joints)) and np.all(joints[:, 2] > 0)):
-        return None  # not scorable: behind the camera or missing joints
+def _joints(root: Path, line_no: int, hand: dict, k: int) -> np.ndarray:
+    """(21, 3) mm with NaN rows for the joints the label leaves out (null, or not in front of the camera)."""
+    raw = hand.get("joints_3d")
+    if raw is None:
+        return np.full((21, 3), np.nan)
+    if not isinstance(raw, list) or len(raw) != 21:
+        shape = np.shape(raw) if isinstance(raw, list) else type(raw).__name__
+        raise RealFolderError(f"{root / LABELS}:{line_no}: hand {k} joints_3d must be 21x3 (null for a "
+                              f"joint the label lacks), got {shape}")
+    joints = np.full((21, 3), np.nan)
+    for j, xyz in enumerate(raw):
+        if xyz is None:
+            continue
+        try:
+            point = np.asarray(xyz, dtype=np.float64)
+        except (TypeError, ValueError):
+            point = np.empty(0)
+        if point.shape != (3,):
+            raise RealFolderError(f"{root / LABELS}:{line_no}: hand {k} joint {j} must be [x, y, z] or null, "
+                                  f"got {xyz!r}")
+        joints[j] = point
+    with np.errstate(invalid="ignore"):
+        joints[~(np.all(np.isfinite(joints), axis=1) & (joints[:, 2] > 0))] = np.nan
+    return joints
+
+
+def _group(image: Path) -> str:
+    """The image's folder below images/ (or below DIR): images/<camera>/0001.jpg -> "<camera>"."""
+    parts = image.parent.parts
+    if parts and parts[0] == "images":
+        parts = parts[1:]
+    return "/".join(parts)
+
+
+def _hand_sample(root: Path, line_no: int, entry: dict, hand: dict, k: int, K: np.ndarray) -> Sample:
+    joints = _joints(root, line_no, hand, k)
     handedness = hand.get("handedness") or "Right"
     if handedness not in ("Left", "Right"):
         raise RealFolderError(f"{root / LABELS}:{line_no}: handedness must be Left, Right or null, "
                               f"got {handedness!r}")
     image = Path(entry["image"])
     return Sample(dataset=root.name, split="real", sample_id=f"{image.with_suffix('').as_posix()}/{k}",
-                  image_path=root / image, K=K, joints_mm=joints, handedness=handedness)
+                  image_path=root / image, K=K, joints_mm=joints, handedness=handedness, group=_group(image))
 
 
 def load_real_folder(root: str | Path) -> list[Sample]:
-    """Every scorable labelled hand in the folder, in file order (one Sample per hand)."""
+    """Every labelled hand in the folder, in file order (one Sample per hand), those with fewer than
+    MIN_VISIBLE_JOINTS joints too (Sample.labelled says which can be scored)."""
     root = Path(root)
     path = root / LABELS
     if not path.is_file():
@@ -68,11 +105,12 @@ def load_real_folder(root: str | Path) -> list[Sample]:
         if K.shape != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
             raise RealFolderError(f"{path}:{line_no}: K must be a 3x3 intrinsics matrix with positive focals")
         for k, hand in enumerate(hands):
-            sample = _hand_sample(root, line_no, entry, hand, k, K)
-            if sample is not None:
-                samples.append(sample)
-    if not samples:
-        raise RealFolderError(f"{path}: no scorable hand (21 finite joints in front of the camera)")
+            if not isinstance(hand, dict):
+                raise RealFolderError(f"{path}:{line_no}: hand {k} must be an object with joints_3d and handedness")
+            samples.append(_hand_sample(root, line_no, entry, hand, k, K))
+    if not any(s.labelled for s in samples):
+        raise RealFolderError(f"{path}: no scorable hand (at least {MIN_VISIBLE_JOINTS} joints in front of "
+                              "the camera)")
     return samples
 
 
@@ -94,7 +132,8 @@ def write_real_folder(samples: Sequence[Sample], out: str | Path, source_note: s
         lines.append(json.dumps({
             "image": rel.as_posix(),
             "K": np.round(np.asarray(group[0].K, np.float64), 4).tolist(),
-            "hands": [{"joints_3d": np.round(np.asarray(s.joints_mm, np.float64), 3).tolist(),
+            "hands": [{"joints_3d": [None if np.isnan(xyz).any() else xyz.tolist()
+                                     for xyz in np.round(np.asarray(s.joints_mm, np.float64), 3)],
                        "handedness": s.handedness} for s in group],
         }))
     (out / LABELS).write_text("\n".join(lines) + "\n")

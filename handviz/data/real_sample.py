@@ -12,13 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
+#: A labelled hand with fewer joints than this is not scored: a similarity (7 degrees of freedom)
+#: fitted on fewer, mostly neighbouring, joints says little about the hand's shape.
+MIN_VISIBLE_JOINTS = 6
+
 
 @dataclass(frozen=True)
 class Sample:
     """A photo plus what the dataset knows about the hand in it.
 
     Fields a split does not provide are None: HO3D's evaluation split, for example, gives only
-    the wrist position (root_mm) and a bounding box, FreiHAND's gives no box.
+    the wrist position (root_mm) and a bounding box, FreiHAND's gives no box. A joint the label
+    leaves out (hidden in every view, say) is a NaN row of joints_mm; see `visible`.
     """
 
     dataset: str  # "freihand" | "ho3d"
@@ -26,11 +31,26 @@ class Sample:
     sample_id: str  # stable id within the split: FreiHAND image number, HO3D "<seq>/<frame>"
     image_path: Path
     K: np.ndarray  # (3, 3) intrinsics for image_path
-    joints_mm: np.ndarray | None = None  # (21, 3) mm, camera frame, MediaPipe order
+    joints_mm: np.ndarray | None = None  # (21, 3) mm, camera frame, MediaPipe order; NaN rows: not labelled
     verts_mm: np.ndarray | None = None  # (V, 3) mm, camera frame (MANO topology: V = 778)
     root_mm: np.ndarray | None = None  # (3,) mm, wrist in the camera frame
     bbox_xyxy: np.ndarray | None = None  # (4,) px, hand box (x1, y1, x2, y2)
     handedness: str = "Right"
+    group: str = ""  # the image's subfolder within its dataset (e.g. the camera), "" when none
+
+    @property
+    def visible(self) -> np.ndarray:
+        """(21,) bool: the joints the label gives (finite and in front of the camera); none without joints."""
+        if self.joints_mm is None:
+            return np.zeros(21, bool)
+        joints = np.asarray(self.joints_mm, np.float64)
+        with np.errstate(invalid="ignore"):
+            return np.all(np.isfinite(joints), axis=1) & (joints[:, 2] > 0)
+
+    @property
+    def labelled(self) -> bool:
+        """Whether enough joints are labelled to score the hand (MIN_VISIBLE_JOINTS)."""
+        return int(self.visible.sum()) >= MIN_VISIBLE_JOINTS
 
     def load_rgb(self) -> np.ndarray:
         """The image as (H, W, 3) uint8 RGB; a clear error names the file when it cannot be read."""

@@ -17,25 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from handviz.data.joint_orders import split_two_hands, to_mediapipe
 from handviz.data.real_sample import Sample
 from handviz.geometry import project
 from handviz.limits import HYPOTHESES_DEFAULT
-from handviz.types import BONES, Detection
+from handviz.types import BONES
 
 INTERHAND_DIR = "interhand2.6m"
 RHD_DIR = "rhd"
 _IH_PREFIX = "test_interhand2.6m"
 #: InterHand's hand_type -> the hands it labels.
 _IH_HANDS = {"right": ("Right",), "left": ("Left",), "interacting": ("Right", "Left")}
-#: A detection belongs to a labelled hand when its mean 2D keypoint error is below this fraction
-#: of the hand's projected box diagonal; a worse one is counted as a miss, not scored.
-MATCH_GATE = 0.5
-#: Added to the normalised 2D cost of a detection whose handedness disagrees with the label, so
-#: that of two detections on one hand the correctly labelled one wins unless it is far worse.
-HANDEDNESS_PENALTY = 0.25
 
 
 # ---------------------------------------------------------------- loaders
@@ -149,34 +142,6 @@ def load_rhd(root: Path) -> list[Sample]:
 def load_hands3d(root: Path) -> list[Sample]:
     """Both datasets under the hands3d folder, InterHand2.6M first."""
     return load_interhand(root) + load_rhd(root)
-
-
-# ---------------------------------------------------------------- matching detections to labels
-
-
-def match_detections(detections: Sequence[Detection], gt_uv: Sequence[np.ndarray],
-                     handedness: Sequence[str]) -> list[int | None]:
-    """For each labelled hand, the index of its detection or None (one detection per hand at most).
-
-    gt_uv: per hand (21, 2) px, the projected ground truth. Cost: mean 2D keypoint distance over
-    the hand's projected box diagonal, plus HANDEDNESS_PENALTY when the labels disagree; pairs
-    beyond MATCH_GATE are never made. Whole keypoint sets, not wrists alone, keep two
-    interacting hands apart.
-    """
-    if not detections or not gt_uv:
-        return [None] * len(gt_uv)
-    dist = np.empty((len(gt_uv), len(detections)))
-    for i, uv in enumerate(gt_uv):
-        diag = max(float(np.linalg.norm(uv.max(axis=0) - uv.min(axis=0))), 1.0)
-        for j, det in enumerate(detections):
-            dist[i, j] = np.linalg.norm(np.asarray(det.keypoints_2d, np.float64) - uv, axis=1).mean() / diag
-    mismatch = np.array([[det.handedness != hand for det in detections] for hand in handedness], dtype=float)
-    cost = np.where(dist <= MATCH_GATE, dist + HANDEDNESS_PENALTY * mismatch, 1e6)
-    out: list[int | None] = [None] * len(gt_uv)
-    for i, j in zip(*linear_sum_assignment(cost)):
-        if dist[i, j] <= MATCH_GATE:
-            out[i] = int(j)
-    return out
 
 
 # ---------------------------------------------------------------- evaluation

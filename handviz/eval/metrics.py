@@ -20,7 +20,7 @@ from typing import Callable, Literal
 
 import numpy as np
 from scipy.spatial import cKDTree
-from scipy.stats import spearmanr
+from scipy.stats import pearsonr, spearmanr
 
 Align = Literal["none", "root", "procrustes"]
 _EPS = 1e-12
@@ -240,6 +240,39 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(spearmanr(x, y).statistic)
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation of two (B,) arrays; nan when either is constant or B < 2."""
+    x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"x {x.shape} and y {y.shape} must have the same length")
+    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(pearsonr(x, y).statistic)
+
+
+def sparsification(uncertainty: np.ndarray, errors: np.ndarray,
+                   fractions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sparsification curve and its oracle, each (F,): the mean error of the samples left after
+    removing the fraction f (of B, rounded) with the largest uncertainty, or with the largest
+    error for the oracle. uncertainty, errors: (B,); fractions: (F,) in [0, 1). One sample is
+    always kept. A spread that ranks the error well gives a curve that falls like the oracle's.
+    """
+    u, e = np.asarray(uncertainty, np.float64).ravel(), np.asarray(errors, np.float64).ravel()
+    if u.shape != e.shape or u.size == 0:
+        raise ValueError(f"uncertainty {u.shape} and errors {e.shape} must be the same non-empty length")
+    removed = [min(int(round(float(f) * u.size)), u.size - 1) for f in np.asarray(fractions, np.float64)]
+    by_spread = e[np.argsort(-u, kind="stable")]
+    by_error = np.sort(e)[::-1]
+    return (np.array([by_spread[m:].mean() for m in removed]), np.array([by_error[m:].mean() for m in removed]))
+
+
+def ause(fractions: np.ndarray, curve: np.ndarray, oracle: np.ndarray) -> float:
+    """Area between a sparsification curve and its oracle (trapezoid over the fractions), in the
+    errors' unit: 0 when the spread ranks the samples exactly as their errors do."""
+    return _trapezoid(np.asarray(curve, np.float64) - np.asarray(oracle, np.float64),
+                      np.asarray(fractions, np.float64))
 
 
 def coverage(errors: np.ndarray, spreads: np.ndarray, k: float) -> float:

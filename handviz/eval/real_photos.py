@@ -1,10 +1,14 @@
 """Score the cascade against MediaPipe's own 3D on real photos with 3D truth (`handviz eval --real`).
 
-Every labelled hand takes its MediaPipe detection (handviz.eval.hands3d.match_detections), the
-cascade runs on exactly those detections, and both are scored on the same hands, so the ratio
-is like for like. Besides the 3D errors the report carries what a user would check without
-truth: how well the joints and the mesh reproject onto MediaPipe's keypoints, and whether the
-hypotheses' spread ranks and covers the error (see handviz.eval.no_truth).
+Every labelled hand takes its MediaPipe detection (handviz.eval.matching), MediaPipe runs again
+on changed copies of the photo as `handviz predict` does (handviz.pipeline.augment), the cascade
+runs on exactly those detections, and both are scored on the same hands, so the ratio is like
+for like. Labels may leave joints out: errors are taken over the labelled joints only, and a
+hand with fewer than MIN_VISIBLE_JOINTS is counted as unlabelled, not scored. Besides the 3D
+errors the report carries what a user would check without truth: how well the joints and the
+mesh reproject onto MediaPipe's keypoints (handviz.eval.no_truth), and whether the cloud's
+balls rank and cover the error (handviz.eval.calibration). Photos in subfolders (one per
+camera, say) are also summarised per subfolder.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import numpy as np
 
 from handviz.data.real_sample import Sample
 from handviz.eval import metrics as M
+from handviz.eval.calibration import calibration_summary, hand_calibration
 from handviz.eval.depth_modes import depth_fit_errors
-from handviz.eval.hands3d import match_detections
+from handviz.eval.matching import match_detections
 from handviz.eval.no_truth import reprojection_error
 from handviz.geometry import project
 from handviz.limits import (
@@ -28,6 +33,7 @@ from handviz.limits import (
     HYPOTHESES_MIN,
     check_in_range,
 )
+from handviz.pipeline.augment import augment_detections
 from handviz.pipeline.intrinsics import still_image_intrinsics
 from handviz.types import Detection
 
@@ -53,20 +59,32 @@ def _median(rows: list[dict[str, Any]], key: str) -> float | None:
 
 _MEAN_KEYS = ("keypoint_error_px", "mediapipe_pa_mpjpe_mm", "mediapipe_mpjpe_mm", "cascade_pa_mpjpe_mm",
               "cascade_mpjpe_mm", "cascade_best_of_n_pa_mpjpe_mm", "cascade_root_error_mm",
-              "cascade_interval_coverage_90", "cascade_radius_coverage_90", "cascade_mean_spread_mm",
+              "cascade_interval_coverage_90", "cascade_mean_spread_mm",
               "cascade_pa_mpjpe_finger_depth_fit_mm", "cascade_pa_mpjpe_depth_fit_mm")
 _MEDIAN_KEYS = ("cascade_reprojection_frac", "cascade_reprojection_px", "mesh_reprojection_frac",
                 "mesh_reprojection_px")
 
 
+def _per_joint_mean(rows: list[dict[str, Any]], key: str) -> list[float | None] | None:
+    """Per joint, the mean over the hands that label it (None for a joint no hand labels)."""
+    per_joint = np.array([[np.nan if v is None else v for v in r[key]] for r in rows if r.get(key)], np.float64)
+    if per_joint.size == 0:
+        return None
+    counts = np.isfinite(per_joint).sum(axis=0)
+    sums = np.nansum(per_joint, axis=0)
+    return [round(float(t / c), 2) if c else None for t, c in zip(sums, counts)]
+
+
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts, and means over the detected hands; the ratio uses only hands both methods were scored on."""
-    detected = [r for r in rows if r["detected"]]
+    """Counts, and means over the detected hands; the ratios use only hands both methods were scored on."""
+    labelled = [r for r in rows if r["labelled"]]
+    detected = [r for r in labelled if r["detected"]]
     out: dict[str, Any] = {
-        "num_hands": len(rows),
+        "num_hands": len(labelled),
+        "num_unlabelled": len(rows) - len(labelled),
         "num_detected": len(detected),
-        "num_missed": len(rows) - len(detected),
-        "detection_rate": len(detected) / len(rows) if rows else None,
+        "num_missed": len(labelled) - len(detected),
+        "detection_rate": len(detected) / len(labelled) if labelled else None,
         "num_handedness_wrong": sum(1 for r in detected if not r["handedness_agrees"]),
         "num_fallback_detections": sum(1 for r in detected if r.get("fallback_detector")),
     }
@@ -76,13 +94,13 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[f"median_{key}"] = _median(detected, key)
     both = [r for r in detected if r.get("cascade_pa_mpjpe_mm") is not None
             and r.get("mediapipe_pa_mpjpe_mm") is not None]
+    out["num_scored_by_both"] = len(both)
     ratio = best_ratio = None
     if both:
         mp = float(np.mean([r["mediapipe_pa_mpjpe_mm"] for r in both]))
         if mp > 0:
             ratio = float(np.mean([r["cascade_pa_mpjpe_mm"] for r in both])) / mp
-            best = [r["cascade_best_of_n_pa_mpjpe_mm"] for r in both]
-            best_ratio = float(np.mean(best)) / mp
+            best_ratio = float(np.mean([r["cascade_best_of_n_pa_mpjpe_mm"] for r in both])) / mp
     out["ratio_cascade_to_mediapipe"] = ratio
     out["ratio_best_of_n_to_mediapipe"] = best_ratio
     scored = [r for r in detected if r.get("cascade_mean_spread_mm") is not None]
@@ -90,8 +108,8 @@ def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         np.array([r["cascade_mean_spread_mm"] for r in scored]),
         np.array([r["cascade_pa_mpjpe_mm"] for r in scored]))) if len(scored) > 2 else None
     for who in ("cascade", "mediapipe"):
-        per_joint = [r[f"{who}_per_joint_pa_mm"] for r in detected if r.get(f"{who}_per_joint_pa_mm")]
-        out[f"{who}_per_joint_pa_mm"] = np.round(np.mean(per_joint, axis=0), 2).tolist() if per_joint else None
+        out[f"{who}_per_joint_pa_mm"] = _per_joint_mean(detected, f"{who}_per_joint_pa_mm")
+    out["calibration"] = calibration_summary(detected)
     return out
 
 
@@ -105,27 +123,42 @@ def _mesh_joints(vertices: np.ndarray) -> np.ndarray | None:
     return regressor.astype(np.float64) @ np.asarray(vertices, np.float64)
 
 
-def _score_cascade(row: dict[str, Any], est: Any, gt: np.ndarray, K: np.ndarray) -> None:
+def _pa_per_joint(pred: np.ndarray, gt: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """(21,) mm: each labelled joint's error after the similarity fitted on the labelled joints; NaN elsewhere."""
+    errors = np.full(len(visible), np.nan)
+    errors[visible] = M.joint_errors(pred[visible][None], gt[visible][None], align="procrustes")[0]
+    return errors
+
+
+def _rounded(errors: np.ndarray) -> list[float | None]:
+    return [round(float(e), 2) if np.isfinite(e) else None for e in errors]
+
+
+def _score_cascade(row: dict[str, Any], est: Any, gt: np.ndarray, vis: np.ndarray, K: np.ndarray) -> None:
+    """The cascade's measures for one hand, on its labelled joints vis (21,) (the wrist's own and
+    the wrist-relative ones need the wrist). A prediction with non-finite joints is not scored."""
     joints = np.asarray(est.joints_3d, np.float64)
     hyps = np.asarray(est.joint_hypotheses, np.float64)
-    row["cascade_pa_mpjpe_mm"] = _finite_or_none(M.pa_mpjpe(joints, gt)[0])
-    row["cascade_mpjpe_mm"] = _finite_or_none(M.mpjpe(joints, gt)[0])
-    row["cascade_best_of_n_pa_mpjpe_mm"] = _finite_or_none(M.best_of_n(hyps[None], gt[None])[0])
-    row["cascade_root_error_mm"] = _finite_or_none(np.linalg.norm(joints[0] - gt[0]))
-    if np.all(np.isfinite(joints)) and np.all(joints[:, 2] > 0):  # where the error is (depth_modes)
+    if not (np.all(np.isfinite(joints)) and np.all(np.isfinite(hyps))):
+        row["cascade_pa_mpjpe_mm"] = None  # a broken prediction: detected, not scored
+        return
+    per_joint = _pa_per_joint(joints, gt, vis)
+    row["cascade_pa_mpjpe_mm"] = _finite_or_none(np.nanmean(per_joint))
+    row["cascade_per_joint_pa_mm"] = _rounded(per_joint)
+    per_hypothesis = M.per_hypothesis_error(hyps[None][:, :, vis], gt[vis][None])[0]  # (N,)
+    row["cascade_best_of_n_pa_mpjpe_mm"] = _finite_or_none(per_hypothesis.min())
+    row.update(hand_calibration(joints, hyps, gt, vis, per_hypothesis))
+    row["cascade_mean_spread_mm"] = _finite_or_none(np.mean(np.asarray(est.joint_spread, np.float64)[1:]))
+    if vis[0]:  # wrist-relative measures
+        row["cascade_mpjpe_mm"] = _finite_or_none(M.mpjpe(joints[vis], gt[vis])[0])
+        row["cascade_root_error_mm"] = _finite_or_none(np.linalg.norm(joints[0] - gt[0]))
+        rel_h = (hyps - hyps[:, :1])[None, :, 1:][:, :, vis[1:]]
+        rel_gt = (gt - gt[:1])[1:][vis[1:]]
+        row["cascade_interval_coverage_90"] = float(M.interval_coverage(rel_h, rel_gt[None], 0.9))
+    if np.all(vis) and np.all(joints[:, 2] > 0):  # where the error is (depth_modes)
         fits = depth_fit_errors(joints, gt)
         row["cascade_pa_mpjpe_finger_depth_fit_mm"] = _finite_or_none(fits["finger_modes"])
         row["cascade_pa_mpjpe_depth_fit_mm"] = _finite_or_none(fits["every_depth"])
-    row["cascade_per_joint_pa_mm"] = np.round(M.joint_errors(joints[None], gt[None], align="procrustes")[0],
-                                              2).tolist()
-    row["cascade_mean_spread_mm"] = _finite_or_none(np.mean(np.asarray(est.joint_spread, np.float64)[1:]))
-    rel_h = (hyps - hyps[:, :1])[None, :, 1:]
-    rel_gt = (gt - gt[:1])[1:]
-    row["cascade_interval_coverage_90"] = float(M.interval_coverage(rel_h, rel_gt[None], 0.9))
-    # The app's 90 % ball per joint: does the true joint lie within it (root-relative)?
-    radius = np.quantile(np.linalg.norm(rel_h[0] - rel_h[0].mean(0), axis=-1), 0.9, axis=0)
-    error = np.linalg.norm((joints - joints[:1])[1:] - rel_gt, axis=-1)
-    row["cascade_radius_coverage_90"] = float(np.mean(error <= radius))
     kp = np.asarray(est.keypoints_2d, np.float64)
     rep = reprojection_error(joints, kp, K)
     row["cascade_reprojection_px"], row["cascade_reprojection_frac"] = rep["median_px"], rep["median_frac"]
@@ -135,27 +168,36 @@ def _score_cascade(row: dict[str, Any], est: Any, gt: np.ndarray, K: np.ndarray)
         row["mesh_reprojection_px"], row["mesh_reprojection_frac"] = rep["median_px"], rep["median_frac"]
 
 
+def _row(sample: Sample) -> dict[str, Any]:
+    return {"dataset": sample.dataset, "group": sample.group, "sample_id": sample.sample_id,
+            "handedness": sample.handedness, "labelled": sample.labelled,
+            "num_labelled_joints": int(sample.visible.sum()), "detected": False}
+
+
 def _score_hand(sample: Sample, gt_uv: np.ndarray, det: Detection | None, est: Any,
                 K_used: np.ndarray) -> dict[str, Any]:
-    """One labelled hand's row: what MediaPipe and (when given) the cascade got, in mm.
+    """One labelled hand's row: what MediaPipe and (when given) the cascade got, in mm, on the
+    joints the label gives.
 
     K_used: the intrinsics the cascade was given (reprojection is judged with them)."""
-    row: dict[str, Any] = {"dataset": sample.dataset, "sample_id": sample.sample_id,
-                           "handedness": sample.handedness, "detected": det is not None}
+    row = _row(sample)
+    row["detected"] = det is not None
     if det is None:
         return row
+    vis = sample.visible
     gt = np.asarray(sample.joints_mm, np.float64)
     world = np.asarray(det.world_3d, np.float64)
     row["handedness_agrees"] = det.handedness == sample.handedness
     row["keypoint_error_px"] = _finite_or_none(
-        np.linalg.norm(np.asarray(det.keypoints_2d, np.float64) - gt_uv, axis=1).mean())
+        np.linalg.norm(np.asarray(det.keypoints_2d, np.float64)[vis] - gt_uv[vis], axis=1).mean())
     if np.all(np.isfinite(world)):
-        row["mediapipe_pa_mpjpe_mm"] = _finite_or_none(M.pa_mpjpe(world, gt)[0])
-        row["mediapipe_mpjpe_mm"] = _finite_or_none(M.mpjpe(world, gt)[0])
-        row["mediapipe_per_joint_pa_mm"] = np.round(
-            M.joint_errors(world[None], gt[None], align="procrustes")[0], 2).tolist()
+        per_joint = _pa_per_joint(world, gt, vis)
+        row["mediapipe_pa_mpjpe_mm"] = _finite_or_none(np.nanmean(per_joint))
+        row["mediapipe_per_joint_pa_mm"] = _rounded(per_joint)
+        if vis[0]:
+            row["mediapipe_mpjpe_mm"] = _finite_or_none(M.mpjpe(world[vis], gt[vis])[0])
     if est is not None:
-        _score_cascade(row, est, gt, np.asarray(K_used, np.float64))
+        _score_cascade(row, est, gt, vis, np.asarray(K_used, np.float64))
     return row
 
 
@@ -194,23 +236,28 @@ def _detect_and_match(detectors: Sequence[Any], rgb: np.ndarray, gt_uv: list[np.
 
 def evaluate_real_samples(cascade: Any, samples: Sequence[Sample], root: str = "",
                           n_hypotheses: int = HYPOTHESES_DEFAULT, seed: int = 0, ddim_steps: int = 1,
-                          detectors: Sequence[Any] | None = None, guess_intrinsics: bool = False) -> dict[str, Any]:
+                          detectors: Sequence[Any] | None = None, guess_intrinsics: bool = False,
+                          augment: bool = True) -> dict[str, Any]:
     """Score the cascade and MediaPipe's world landmarks on every labelled hand (mm).
 
     guess_intrinsics: give the cascade `predict`'s guess for a photo (60 degrees, lengthened so
     the hand is at least 40 cm away) instead of the true K, as `handviz predict` without --focal
     does (the truth stays in its own camera frame; PA-MPJPE does not care which, the root error does).
+    augment: run MediaPipe on the changed copies of each photo first, with the detector that
+    found its hands (handviz.pipeline.augment), as `handviz predict` does for photos.
 
     cascade: a handviz.cascade.Cascade, or None to score MediaPipe alone. detectors: objects with
     detect(rgb) -> list[Detection], tried in turn per image (default_detectors() when None; those
     are closed at the end). The cascade runs on the matched detections with `seed`, so reruns
-    give the same numbers. PA-MPJPE aligns each prediction to the truth with a similarity, so
-    MediaPipe's world frame (origin near the hand's centre) is no handicap.
+    give the same numbers. PA-MPJPE aligns each prediction to the truth with a similarity fitted
+    on the labelled joints, so MediaPipe's world frame (origin near the hand's centre) is no
+    handicap. A sample with fewer than MIN_VISIBLE_JOINTS labelled joints is counted, not scored.
 
-    Returns a JSON-ready dict: settings, "overall" and "per_dataset" summaries (see _summary:
-    counts, detection rate, mean errors, best-of-N, their ratios to MediaPipe, per-joint errors,
-    spread/error Spearman, 90 % interval coverage, median reprojection of joints and mesh) and
-    "per_sample" rows. Measures that were not taken are None.
+    Returns a JSON-ready dict: settings, "overall", "per_dataset" and "per_group" (the images'
+    subfolders, when they have any) summaries (see _summary: counts, detection rate, mean errors,
+    best-of-N, their ratios to MediaPipe, per-joint errors, spread/error Spearman, 90 % interval
+    coverage, median reprojection of joints and mesh, and "calibration", see
+    handviz.eval.calibration) and "per_sample" rows. Measures that were not taken are None.
     """
     check_in_range("n_hypotheses", n_hypotheses, HYPOTHESES_MIN, HYPOTHESES_MAX)
     by_image: dict[Path, list[Sample]] = {}
@@ -223,32 +270,14 @@ def evaluate_real_samples(cascade: Any, samples: Sequence[Sample], root: str = "
     rows: list[dict[str, Any]] = []
     try:
         for group in by_image.values():
-            K = group[0].K
-            gt_uv = [project(s.joints_mm, K) for s in group]
-            detections, matched, used = _detect_and_match(chain, group[0].load_rgb(), gt_uv,
-                                                          [s.handedness for s in group])
-            picked = [detections[j] for j in matched if j is not None]
-            estimates: list[Any] = []
-            K_used = K
-            if guess_intrinsics:
-                height, width = group[0].load_rgb().shape[:2]
-                K_used = still_image_intrinsics(width, height, picked)
-            if cascade is not None and picked:
-                estimates = list(cascade.predict(picked, np.asarray(K_used, np.float32), n_hypotheses=n_hypotheses,
-                                                 ddim_steps=ddim_steps, seed=seed))
-            next_estimate = iter(estimates)
-            for sample, uv, j in zip(group, gt_uv, matched):
-                det = None if j is None else detections[j]
-                est = next(next_estimate, None) if det is not None else None
-                row = _score_hand(sample, uv, det, est, K_used)
-                if det is not None:
-                    row["fallback_detector"] = used > 0
-                rows.append(row)
+            rows.extend(_evaluate_image(cascade, group, chain, n_hypotheses, seed, ddim_steps, guess_intrinsics,
+                                        augment))
     finally:
         if own_detectors:
             for detector in chain:
                 detector.close()
     datasets = sorted({r["dataset"] for r in rows})
+    groups = sorted({r["group"] for r in rows}) if any(r["group"] for r in rows) else []
     return {
         "root": root,
         "seed": seed,
@@ -256,7 +285,40 @@ def evaluate_real_samples(cascade: Any, samples: Sequence[Sample], root: str = "
         "ddim_steps": ddim_steps,
         "cascade": cascade is not None,
         "intrinsics": "still-photo guess" if guess_intrinsics else "true",
+        "test_time_augmentation": augment,
         "overall": _summary(rows),
         "per_dataset": {name: _summary([r for r in rows if r["dataset"] == name]) for name in datasets},
+        "per_group": {name or ".": _summary([r for r in rows if r["group"] == name]) for name in groups},
         "per_sample": rows,
     }
+
+
+def _evaluate_image(cascade: Any, group: list[Sample], chain: Sequence[Any], n_hypotheses: int, seed: int,
+                    ddim_steps: int, guess_intrinsics: bool, augment: bool) -> list[dict[str, Any]]:
+    """The rows of one image's hands, in label order; its unlabelled hands get a row and no detection."""
+    labelled = [s for s in group if s.labelled]
+    rows = {id(s): _row(s) for s in group}
+    if labelled:
+        K = labelled[0].K
+        rgb = labelled[0].load_rgb()
+        gt_uv = [project(s.joints_mm, K) for s in labelled]
+        detections, matched, used = _detect_and_match(chain, rgb, gt_uv, [s.handedness for s in labelled])
+        picked = [detections[j] for j in matched if j is not None]
+        if augment and picked:
+            augment_detections(chain[used].detect, rgb, picked)
+        K_used = K
+        if guess_intrinsics:
+            height, width = rgb.shape[:2]
+            K_used = still_image_intrinsics(width, height, picked)
+        estimates: list[Any] = []
+        if cascade is not None and picked:
+            estimates = list(cascade.predict(picked, np.asarray(K_used, np.float32), n_hypotheses=n_hypotheses,
+                                             ddim_steps=ddim_steps, seed=seed))
+        next_estimate = iter(estimates)
+        for sample, uv, j in zip(labelled, gt_uv, matched):
+            det = None if j is None else detections[j]
+            est = next(next_estimate, None) if det is not None else None
+            rows[id(sample)] = _score_hand(sample, uv, det, est, K_used)
+            if det is not None:
+                rows[id(sample)]["fallback_detector"] = used > 0
+    return [rows[id(s)] for s in group]
