@@ -137,6 +137,57 @@ def test_a_folder_without_images_is_an_error_for_every_command(tmp_path: Path, c
     assert "no such folder" in one_error_line(capsys)
 
 
+def _bad_paths(tmp: Path) -> None:
+    """What the bad-path cases below point at: a file, a folder of other files, a broken labels file,
+    a session folder's database alone."""
+    (tmp / "a_file.txt").write_text("not a folder, not an image")
+    (tmp / "junk").mkdir()
+    (tmp / "junk" / "README").write_text("x")
+    (tmp / "bad_labels").mkdir()
+    (tmp / "bad_labels" / "labels.jsonl").write_text("{not json\n")
+    (tmp / "session").mkdir()
+    (tmp / "session" / "session.sqlite").write_bytes(b"")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["eval", "--checks", "{tmp}/nope.jpg"], "--checks {tmp}/nope.jpg: no such file or folder"),
+    (["eval", "--checks", "{tmp}/a_file.txt"], "--checks {tmp}/a_file.txt: not a readable image or video"),
+    (["eval", "--checks", "{tmp}/junk"], "--checks {tmp}/junk: holds no image or video (1 other file(s)); looked for"),
+    (["eval", "--real", "{tmp}/nope"], "--real {tmp}/nope: no such folder"),
+    (["eval", "--real", "{tmp}/a_file.txt"], "--real {tmp}/a_file.txt: is a file; give the folder"),
+    (["eval", "--real", "{tmp}/junk"], "--real {tmp}/junk: holds no labels.jsonl; give the folder with labels.jsonl"),
+    (["eval", "--real", "{tmp}/bad_labels"], "--real {tmp}/bad_labels/labels.jsonl:1: not a label line"),
+    (["eval", "--freihand", "{tmp}/nope"], "--freihand {tmp}/nope: no such folder"),
+    (["eval", "--freihand", "{tmp}/a_file.txt"], "--freihand {tmp}/a_file.txt: is a file; give the folder"),
+    (["eval", "--freihand", "{tmp}/junk"], "--freihand {tmp}/junk: not a FreiHAND folder (need evaluation/rgb/"),
+    (["eval", "--ho3d", "{tmp}/nope"], "--ho3d {tmp}/nope: no such folder"),
+    (["eval", "--ho3d", "{tmp}/junk"], "--ho3d {tmp}/junk/train.txt: missing; pass the HO3D folder"),
+    (["replay", "{tmp}/nope"], "{tmp}/nope: no such session folder"),
+    (["replay", "{tmp}/a_file.txt"], "{tmp}/a_file.txt: is a file; give a session folder (one that holds session.sqlite)"),
+    (["replay", "{tmp}/session/session.sqlite"], "{tmp}/session/session.sqlite: give the session folder, {tmp}/session,"),
+    (["replay", "{tmp}/junk"], "{tmp}/junk: not a handviz session (no session.sqlite inside)"),
+])
+def test_bad_paths_are_one_line_and_exit_2_before_anything_loads(tmp_path: Path, capsys, monkeypatch,
+                                                                  argv: list[str], message: str) -> None:
+    """eval and replay: a path that is missing, a file for a folder, or a folder without what the
+    option reads is one line naming the option and the path, exit 2, before the model or the
+    window is loaded."""
+    from handviz.cascade import Cascade
+    from handviz.commands import app
+
+    def never(*args, **kwargs):
+        raise AssertionError("loaded the model / opened the window for a bad path")
+
+    monkeypatch.setattr(Cascade, "from_weights", classmethod(never))
+    monkeypatch.setattr(app, "launch", never)
+    _bad_paths(tmp_path)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    line = one_error_line(capsys)
+    assert line.startswith("handviz: error: " + message.replace("{tmp}", str(tmp_path))), line
+    assert "unexpected" not in line and "a bug" not in line
+
+
 def test_predict_obj_dir_writes_outward_meshes_for_both_hands(tmp_path: Path, capsys) -> None:
     """The demo holds a left hand (thumb_up.jpg) and right hands: every OBJ must wind outwards."""
     from handviz.paths import assets_dir

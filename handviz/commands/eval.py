@@ -98,8 +98,10 @@ def check_inputs_readable(inputs: list[Path]) -> None:
     from handviz.commands.predict import expand_inputs, iter_frames
     from handviz.logs import InputError
 
-    # a folder without images or videos: InputError (the checks read no subfolders)
-    paths, _ = expand_inputs(inputs, recurse_hint="name them after --checks to include them")
+    try:  # a folder without images or videos: InputError (the checks read no subfolders)
+        paths, _ = expand_inputs(inputs, recurse_hint="name them after --checks to include them")
+    except InputError as exc:
+        raise InputError(f"--checks {exc}") from None
     for path in paths:
         errors: list[str] = []
         frames = iter_frames(path, errors)

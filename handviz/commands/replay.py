@@ -17,12 +17,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from handviz.pipeline.controller import is_session_folder
+    from handviz.pipeline.controller import SESSION_MARKER, is_session_folder
     from handviz.commands.app import launch
 
     path: Path = args.session
     if not path.exists():
         raise InputError(f"{path}: no such session folder (record one with `handviz record` or the app)")
+    if path.is_file():
+        if path.name == SESSION_MARKER:
+            raise InputError(f"{path}: give the session folder, {path.parent}, not the file in it")
+        raise InputError(f"{path}: is a file; give a session folder (one that holds {SESSION_MARKER})")
     if not is_session_folder(path):
-        raise InputError(f"{path}: not a handviz session (no session.sqlite inside)")
+        raise InputError(f"{path}: not a handviz session (no {SESSION_MARKER} inside)")
     return launch(session=path, weights=args.weights)
