@@ -227,9 +227,12 @@ class Cascade:
         mean = hyps.mean(axis=0)
         t = solve_root_translation(mean, kp2d, np.asarray(K, np.float32))
         joints, hyps_cam, verts_cam = mean + t, hyps + t, verts + t
-        # One image fixes the hand's shape and direction, not its size: place it at an adult's.
+        # One image fixes the hand's shape and direction, not its size: place it at an adult's,
+        # scaled about the camera. The hypotheses keep their depth deviations (the expected error
+        # is in millimetres of a real hand), so they stay on their rays.
         size = adult_size_factor(joints)
-        joints, hyps_cam, verts_cam = joints * size, hyps_cam * size, verts_cam * size
+        hyps_cam = joints * size + (hyps_cam - joints)
+        joints, verts_cam = joints * size, verts_cam * size
         if mirrored:
             flip = np.array([-1.0, 1.0, 1.0], np.float32)
             joints, hyps_cam, verts_cam = joints * flip, hyps_cam * flip, verts_cam * flip
