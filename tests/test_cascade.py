@@ -1,6 +1,5 @@
 """The cascade with the shipped weights: shapes, hypotheses that differ, mirroring, placement."""
 
-import dataclasses
 
 import numpy as np
 import pytest
