@@ -99,3 +99,19 @@ def test_distance_cue_draws_the_wrists_ray_and_names_the_interval(scene):
     assert scene.status_text.endswith("right 36-47 cm away")
     scene.show_hands([dataclasses.replace(hand, distance_mm=None)])
     assert not scene.actors("Right")["distance"].GetVisibility() and "cm away" not in scene.status_text
+
+
+def test_status_line_is_drawn_without_matplotlib(scene, monkeypatch):
+    """VTK sends a string with a '|' to matplotlib's MathText (Python, on the GUI thread: a third
+    of its time at 1920x1080); the scene's status line has one, and FreeType must draw it."""
+    import dataclasses
+
+    mathtext = pytest.importorskip("matplotlib.mathtext")
+    parsed: list[str] = []
+    original = mathtext.MathTextParser.parse
+    monkeypatch.setattr(mathtext.MathTextParser, "parse",
+                        lambda self, s, *a, **k: parsed.append(s) or original(self, s, *a, **k))
+    scene.show_hands([dataclasses.replace(hand_at(400.0), distance_mm=(360.0, 470.0))])
+    assert " | " in scene.status_text
+    assert _hand_pixels(scene.plotter) > 500  # rendered, text included
+    assert parsed == []

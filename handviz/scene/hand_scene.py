@@ -44,6 +44,18 @@ def _line_cells(pairs: tuple[tuple[int, int], ...]) -> np.ndarray:
     return np.array([[2, a, b] for a, b in pairs], dtype=np.int64).ravel()
 
 
+def text_without_mathtext() -> None:
+    """Draw every VTK text with FreeType alone. VTK hands any string with an unescaped '|' (or a
+    pair of '$') to matplotlib's MathText, in Python on the GUI thread, and the status line has a
+    '|' that changes with the hand's distance: at 1920x1080 a third of the GUI thread went to
+    matplotlib's parser. FreeType draws the same characters."""
+    from vtkmodules.vtkRenderingCore import vtkTextRenderer
+
+    renderer = vtkTextRenderer.GetInstance()  # exists once pyvista has loaded VTK's text modules
+    if renderer is not None:
+        renderer.SetDefaultBackend(vtkTextRenderer.FreeType)
+
+
 def configure_for_software_gl(plotter: pv.Plotter) -> None:
     """Settings that keep a render cheap on software OpenGL (llvmpipe: Xvfb, VMs, GPU-less laptops):
     no MSAA (3x the frame time), and plain alpha blending instead of order-independent
@@ -77,6 +89,7 @@ class HandScene:
     def __init__(self, plotter: pv.Plotter, faces: np.ndarray | None = None) -> None:
         self.plotter = plotter
         configure_for_software_gl(plotter)
+        text_without_mathtext()
         plotter.set_background(BACKGROUND)
         plotter.add_axes(interactive=False, line_width=2, color="white")
         self._faces: np.ndarray | None = None
