@@ -181,7 +181,7 @@ def test_tta_spreads_measure_mediapipes_moves_in_millimetres():
 
 def test_blends_lie_along_the_depth_sources_differences():
     """The first half are blends of the depth sources only: their deviations from the estimate lie
-    in the span of the sources' differences from the fused depths."""
+    in the span of the sources' wrist-relative differences (bases of digits halved)."""
     hyps, kp, world = _setup(30.0)
     z_px = np.linspace(0, 30, 21) ** 1.5
     cfg = PosteriorConfig(world_weight=0.25, image_z_weight=0.25, blend_fraction=0.5, doubt=QUIET)
@@ -190,7 +190,9 @@ def test_blends_lie_along_the_depth_sources_differences():
     mean_snapped = snap_to_rays(hyps, rays).mean(0)
     sources = mediapipe_depths(mean_snapped, similarity_align(world, mean_snapped), z_px, K[0, 0])
     gaps = np.stack([sources["world"], sources["image_z"], mean_snapped[:, 2]])
-    basis = np.c_[gaps.T, np.ones(21)]  # depth differences up to a shared shift
+    share = np.ones(21)
+    share[[1, 5, 9, 13, 17]] = 0.5  # a digit's base moves half as far (the palm keeps its length)
+    basis = ((gaps - gaps[:, :1]) * share).T  # wrist-relative depth differences
     dev = (post[:16, :, 2] - post[:, :, 2].mean(0)).T
     residual = dev - basis @ np.linalg.lstsq(basis, dev, rcond=None)[0]
     assert np.abs(residual).max() < 1e-3 * np.abs(dev).max()
