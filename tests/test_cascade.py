@@ -209,10 +209,11 @@ def test_live_frames_draw_the_same_noise_so_a_still_hand_stays_still(cascade, sy
     first, again, moved = (backend.infer(None, [x], d["K"][i], InferOptions())[0] for x in (det, det, wobbled))
     assert np.array_equal(first.joints_3d, again.joints_3d)
     assert np.array_equal(first.joint_hypotheses, again.joint_hypotheses)
-    fresh = cascade.predict([det], d["K"][i], seed=None)[0]  # what unseeded frames would give
     rel = lambda e: e.joints_3d - e.joints_3d[0]  # noqa: E731
     wobble = np.abs(rel(moved) - rel(first)).mean()
-    assert wobble < 0.5 * np.abs(rel(fresh) - rel(first)).mean(), wobble
+    # what frames with other noise would give (seeds other than FRAME_SEED, fixed: no flake)
+    fresh = [cascade.predict([det], d["K"][i], seed=s)[0] for s in range(1, 6)]
+    assert wobble < 0.5 * np.mean([np.abs(rel(f) - rel(first)).mean() for f in fresh]), wobble
 
 
 def test_an_encoder_that_never_saw_a_crop_is_never_used(cascade, synthetic):
