@@ -1,8 +1,10 @@
-"""The 3D view widget: a QtInteractor around the pyvista-only HandScene (handviz.scene).
+"""The 3D view widget: a pyvista plotter widget around the pyvista-only HandScene (handviz.scene).
 
 The scene owns every actor; this widget owns the render window and decides when to render:
 `present()` (once per displayed frame, from the window's frame clock) and a toggle both ask Qt
-for one repaint, in which VTK renders once; `on_rendered` is called when that render ends. QtInteractor(auto_update=False): no idle redraws.
+for one repaint, in which VTK renders once; `on_rendered` is called when that render ends. The
+plotter widget is a native window VTK draws itself on X11, else pyvistaqt's QtInteractor
+(vtk_widget.py); neither redraws when idle.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import numpy as np
 import pyvista as pv
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QVBoxLayout, QWidget
-from pyvistaqt import QtInteractor
 
 from handviz.app.render_threads import lower_software_gl_priority
+from handviz.app.vtk_widget import make_interactor
 from handviz.scene.hand_scene import HandScene
 from handviz.types import HandEstimate
 
@@ -33,7 +35,7 @@ class HandViewport(QWidget):
 
     def __init__(self, parent: QWidget | None = None, faces: np.ndarray | None = None) -> None:
         super().__init__(parent)
-        self.plotter = QtInteractor(self, auto_update=False)
+        self.plotter = make_interactor(self)
         self._key_filter = _SwallowKeys(self)
         self.plotter.interactor.installEventFilter(self._key_filter)
         layout = QVBoxLayout(self)
@@ -89,8 +91,8 @@ class HandViewport(QWidget):
 
     def present(self) -> None:
         """Show what the scene holds now: one repaint, which renders once and then calls
-        on_rendered. (A direct plotter.render() would render twice: pyvistaqt's paintGL always
-        renders again before it blits.)"""
+        on_rendered. (A direct render would render twice with pyvistaqt's widget, whose paintGL
+        always renders again before it blits.)"""
         self.plotter.interactor.update()
 
     def request_render(self) -> None:
