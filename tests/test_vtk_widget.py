@@ -73,6 +73,45 @@ def test_on_x11_vtk_draws_into_the_widgets_own_native_window(qtbot, viewport):
     assert (~differs).mean() > 0.5  # ... over the scene's background
 
 
+def _hand_fraction(qtbot, view) -> float:
+    """Share of the widget's on-screen pixels that are not the scene's background."""
+    view.show_hands([hand_at(450)])
+    _render(qtbot, view)
+    pixels = _screen_pixels_of(view.plotter.interactor).astype(int)
+    background = np.array([int(BACKGROUND[i:i + 2], 16) for i in (1, 3, 5)])
+    return float((np.abs(pixels - background).sum(axis=-1) > 30).mean())
+
+
+def test_a_big_view_renders_at_a_bounded_pixel_count_stretched_to_the_whole_widget(qtbot, viewport):
+    """Above MAX_RENDER_PX the render keeps its aspect at that many pixels and fills the widget:
+    the hand covers the same share of the screen as in a small view, and the mouse lands where
+    it points."""
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QGuiApplication, QMouseEvent
+
+    from handviz.app.vtk_widget import MAX_RENDER_PX, NativeInteractor
+
+    if QGuiApplication.platformName() != "xcb":
+        pytest.skip("native VTK windows are for Qt's xcb platform")
+    plotter = viewport.plotter
+    assert isinstance(plotter, NativeInteractor)
+    small = _hand_fraction(qtbot, viewport)
+    assert tuple(plotter.ren_win.GetSize()) == (plotter.width(), plotter.height())  # 480x360: as it is
+    viewport.resize(1200, 900)
+    qtbot.waitUntil(lambda: plotter.width() * plotter.height() > MAX_RENDER_PX * 2, timeout=WAIT_MS)
+    big = _hand_fraction(qtbot, viewport)
+    w, h = plotter.ren_win.GetSize()
+    assert MAX_RENDER_PX * 0.98 <= w * h <= MAX_RENDER_PX
+    assert w / h == pytest.approx(plotter.width() / plotter.height(), rel=0.01)
+    assert big == pytest.approx(small, rel=0.15)  # stretched over the widget, not in a corner of it
+    centre = QPointF(plotter.width() / 2, plotter.height() / 2)
+    move = QMouseEvent(QMouseEvent.Type.MouseMove, centre, plotter.mapToGlobal(centre),
+                       Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    plotter.mouseMoveEvent(move)
+    x, y = plotter.iren.interactor.GetEventPosition()
+    assert abs(x - w / 2) <= 2 and abs(y - h / 2) <= 2
+
+
 def test_elsewhere_the_view_is_pyvistaqts_opengl_widget(qtbot, monkeypatch):
     from pyvistaqt import QtInteractor
 
