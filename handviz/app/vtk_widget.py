@@ -70,18 +70,19 @@ class NativeInteractor(QVTKRenderWindowInteractor, BasePlotter):
     def render_scale(self) -> float:
         """Rendered pixels per device pixel along each side: 1, or less for a view of more
         than MAX_RENDER_PX device pixels."""
-        ratio = QVTKRenderWindowInteractor._getPixelRatio()
+        ratio = self.devicePixelRatioF()
         device_px = max(1.0, self.width() * ratio * self.height() * ratio)
         return min(1.0, math.sqrt(MAX_RENDER_PX / device_px))
 
     def _getPixelRatio(self) -> float:  # noqa: N802 (VTK's name)
-        """VTK's widget sizes the render window, its DPI and the mouse's positions by this."""
-        return QVTKRenderWindowInteractor._getPixelRatio() * self.render_scale()
+        """VTK's widget sizes the render window, its DPI and the mouse's positions by this. (VTK's
+        own asks the X server where the cursor is, on every mouse event and frame.)"""
+        return self.devicePixelRatioF() * self.render_scale()
 
     def _show_frame(self, *_: object) -> None:
         """The render has ended in VTK's framebuffers: stretch it onto the window and swap."""
         rw = self._RenderWindow
-        ratio = QVTKRenderWindowInteractor._getPixelRatio()
+        ratio = self.devicePixelRatioF()
         rw.SwapBuffersOn()
         vtkOpenGLRenderWindow.Frame(rw)  # the render into VTK's display framebuffer
         width, height = rw.GetSize()
