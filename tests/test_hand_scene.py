@@ -115,3 +115,35 @@ def test_status_line_is_drawn_without_matplotlib(scene, monkeypatch):
     assert " | " in scene.status_text
     assert _hand_pixels(scene.plotter) > 500  # rendered, text included
     assert parsed == []
+
+
+def test_cloud_points_are_round_dots(scene):
+    """The cloud is drawn as flat round dots (cheaper than shaded sphere imposters on software GL):
+    an isolated hypothesis is one colour to its rim and leaves the corners of its square empty."""
+    import dataclasses
+
+    pytest.importorskip("pyvista", minversion="0.48")
+    scene.set_skeleton_visible(False)
+    hand = hand_at(450.0)
+    scene.show_hands([dataclasses.replace(hand, joint_hypotheses=np.stack([hand.joints_3d] * 2))])
+    scene.actors("Right")["mesh"].SetVisibility(False)
+    cloud = scene.actors("Right")["cloud"]
+    cloud.prop.point_size = 15
+    cloud.prop.opacity = 1.0
+    assert cloud.GetVisibility()
+    renderer = scene.plotter.renderer
+    wrist = np.asarray(hand.joints_3d[0], np.float64)
+    renderer.SetWorldPoint(*wrist, 1.0)
+    renderer.WorldToDisplay()
+    x, y, _ = renderer.GetDisplayPoint()
+    scene.plotter.render()
+    image = scene.plotter.screenshot(return_img=True)[..., :3].astype(int)
+    row, col = image.shape[0] - 1 - round(y), round(x)  # display y runs up, image rows down
+    background = np.array(pv.Color(BACKGROUND).int_rgb)
+
+    def lit(r: int, c: int) -> bool:
+        return bool(np.abs(image[r, c] - background).sum() > 30)
+
+    assert lit(row, col) and lit(row, col + 5) and lit(row + 5, col)  # the dot, radius 7.5 px
+    assert np.abs(image[row, col] - image[row + 5, col]).sum() < 15  # flat, not a shaded sphere
+    assert not lit(row + 6, col + 6) and not lit(row - 6, col - 6)  # a square's corners, 8.5 px out

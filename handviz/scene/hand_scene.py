@@ -1,7 +1,7 @@
 """One adapter that owns every pyvista actor of the hand view and changes them in place.
 
 Per hand slot (right, left): the aggregate mesh (smooth shaded, per-hand colour), the skeleton
-(bones + joints), and the hypothesis cloud (all N x 21 joint hypotheses as translucent points,
+(bones + joints), and the hypothesis cloud (all N x 21 joint hypotheses as translucent round dots,
 coloured by their joint's spread on a fixed mm scale). Actors are made once; a new result writes
 `points[:]` and resets the camera's clipping range (so no depth ever slices the hand). The scene
 never renders by itself: its owner renders once per displayed frame (see DESIGN.md, "Frame
@@ -54,6 +54,15 @@ def text_without_mathtext() -> None:
     renderer = vtkTextRenderer.GetInstance()  # exists once pyvista has loaded VTK's text modules
     if renderer is not None:
         renderer.SetDefaultBackend(vtkTextRenderer.FreeType)
+
+
+def round_points(actor: pv.Actor) -> None:
+    """Draw a points actor as flat round dots (a fragment shader cuts the corners of GL's square
+    points). Spheres (render_points_as_spheres) shade and write the depth of every fragment: for
+    the 672 points of 32 hypotheses the rasteriser spent 6.0-6.6 ms a render against 4.5-4.7 ms
+    for dots (a 575x522 view, llvmpipe). Before pyvista 0.48 the points stay square."""
+    if hasattr(actor, "set_point_sprite_shape"):
+        actor.set_point_sprite_shape("circle")
 
 
 def configure_for_software_gl(plotter: pv.Plotter) -> None:
@@ -125,9 +134,10 @@ class HandScene:
         cloud = pv.PolyData(np.zeros((NUM_JOINTS, 3), np.float32))
         cloud.point_data["spread_mm"] = np.zeros(NUM_JOINTS, np.float32)
         cloud_actor = self.plotter.add_mesh(
-            cloud, scalars="spread_mm", cmap=SPREAD_CMAP, clim=SPREAD_RANGE_MM, point_size=7,
-            render_points_as_spheres=True, opacity=0.35, show_scalar_bar=False, name=f"cloud_{name}",
+            cloud, scalars="spread_mm", cmap=SPREAD_CMAP, clim=SPREAD_RANGE_MM, style="points", point_size=7,
+            render_points_as_spheres=False, opacity=0.35, show_scalar_bar=False, name=f"cloud_{name}",
             reset_camera=False, render=False)
+        round_points(cloud_actor)
         distance = pv.PolyData(np.zeros((2, 3), np.float32))
         distance.lines = np.array([2, 0, 1], dtype=np.int64)
         distance.verts = np.array([1, 0, 1, 1], dtype=np.int64)
