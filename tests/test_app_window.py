@@ -115,7 +115,7 @@ def test_demo_photos_through_the_real_detector_reach_the_viewport(qtbot, make_wi
     wait_for_hand(qtbot, w)
     qtbot.waitUntil(lambda: w.status_labels["fps"].text() not in ("– fps", "0.0 fps"), timeout=WAIT_MS)
     # until the model has loaded, frames show MediaPipe's own 3D (no mesh): wait for a model result
-    qtbot.waitUntil(lambda: w._current is not None and w._current.hands
+    qtbot.waitUntil(lambda: w._current is not None and bool(w._current.hands)
                     and w.viewport.actors(w._current.hands[0].handedness)["mesh"] is not None
                     and len(w._current.hands[0].vertices) > 0, timeout=WAIT_MS)
     result = w._current
