@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyvista as pv
+from vtkmodules.vtkRenderingCore import vtkTextActor
 
 from handviz.geometry import vertex_normals
 from handviz.types import BONES, NUM_JOINTS, HandEstimate
@@ -31,6 +32,9 @@ SPREAD_RANGE_MM = (0.0, 30.0)
 DISTANCE_COLOUR = (0.8, 0.8, 0.8)
 SPREAD_CMAP = "plasma"
 BACKGROUND = "#1e2127"
+#: The status line's font (points) and its top-left corner (fractions of the view).
+STATUS_FONT_PT = 9
+STATUS_CORNER = (0.006, 0.992)
 #: Where the view looks when there is no hand yet (mm in front of the camera).
 DEFAULT_DEPTH_MM = 450.0
 
@@ -54,6 +58,19 @@ def text_without_mathtext() -> None:
     renderer = vtkTextRenderer.GetInstance()  # exists once pyvista has loaded VTK's text modules
     if renderer is not None:
         renderer.SetDefaultBackend(vtkTextRenderer.FreeType)
+
+
+def status_text_actor(plotter: pv.Plotter, text: str) -> vtkTextActor:
+    """The status line: one text actor at a fixed size, pinned to the view's upper left corner.
+    (pyvista's corner annotation fits its font to the view whenever the text changes, and each
+    size it tries made VTK's FreeType cache open the font again: a fifth of the GUI thread's
+    time at 1920x1080, with the distance changing every frame.)"""
+    actor = plotter.add_text(text, position=(0, 0), font_size=STATUS_FONT_PT, color="white", render=False)
+    actor.GetTextProperty().SetVerticalJustificationToTop()
+    corner = actor.GetPositionCoordinate()
+    corner.SetCoordinateSystemToNormalizedViewport()
+    corner.SetValue(*STATUS_CORNER)
+    return actor
 
 
 def round_points(actor: pv.Actor) -> None:
@@ -115,9 +132,7 @@ class HandScene:
             title="90% radius\n(mm)", mapper=self._slots["Right"].cloud_actor.mapper,
             n_labels=6, fmt="%.0f", vertical=True, position_x=0.86, position_y=0.1,
             width=0.06, height=0.45, title_font_size=12, label_font_size=11, color="white")
-        self._status = plotter.add_text(self.status_text, position="upper_left", font_size=8,
-                                        color="white", render=False)
-        self._status.SetMaximumFontSize(15)
+        self._status = status_text_actor(plotter, self.status_text)
         if faces is not None:
             self.set_faces(faces)
         self._apply_visibility()
@@ -265,7 +280,7 @@ class HandScene:
                      if hand.distance_mm is not None]
         if distances:  # where the hand is, apart from the cloud's doubt about its shape
             self.status_text += " | " + ", ".join(distances)
-        self._status.set_text("upper_left", self.status_text)
+        self._status.SetInput(self.status_text)
         return len(by_slot)
 
     def _update_slot(self, slot: _HandSlot, hand: HandEstimate, sign: np.ndarray) -> None:
