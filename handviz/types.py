@@ -73,6 +73,9 @@ class Detection:
     #: (M, 21, 3) mm. None on live video, where it would cost the frame rate.
     tta_keypoints_2d: np.ndarray | None = None
     tta_world_3d: np.ndarray | None = None
+    #: On video, which hand this is over time (handviz.pipeline.hand_tracks: an id no other
+    #: track shares); None for a photo or a detector that does not track.
+    track: int | None = None
 
 
 @dataclass
@@ -95,6 +98,8 @@ class HandEstimate:
     #: (near, far) mm: the wrist's distance from the camera for the range of adult hand sizes
     #: (handviz.placement); None where unknown.
     distance_mm: tuple[float, float] | None = None
+    #: The detection's track (Detection.track): which hand this is over time, None on photos.
+    track: int | None = None
 
     @property
     def joint_radius_90(self) -> np.ndarray:

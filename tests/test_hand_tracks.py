@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from handviz.pipeline.hand_tracks import FLIP_FRAMES, HandednessTracker, same_hand, suppress_duplicates
+from handviz.pipeline.hand_tracks import SHAPE_JUMP, HandednessTracker, same_hand, shape_change, suppress_duplicates
 from handviz.types import Detection
 
 
@@ -42,15 +42,44 @@ def test_overlapping_boxes_with_far_keypoints_are_two_hands():
     assert not same_hand(a, b)
 
 
+def labels_seen(tracker: HandednessTracker, labels: list[tuple[str, float]]) -> list[str]:
+    """The held labels of one hand moving slowly right, given MediaPipe's (label, score) per frame."""
+    return [tracker.update([hand(100 + k, 100, label=label, score=score)])[0].handedness
+            for k, (label, score) in enumerate(labels)]
+
+
 def test_handedness_holds_through_short_flips_and_changes_after_a_long_one():
     tracker = HandednessTracker()
-    labels = ["Right"] * 5 + ["Left"] * (FLIP_FRAMES - 1) + ["Right"] * 3 + ["Left"] * FLIP_FRAMES
-    out = [tracker.update([hand(100 + k, 100, label=label)])[0].handedness for k, label in enumerate(labels)]
-    assert out[:5 + FLIP_FRAMES - 1 + 3] == ["Right"] * (5 + FLIP_FRAMES - 1 + 3)  # a flicker is ignored
+    sure_right, sure_left = ("Right", 0.98), ("Left", 0.98)
+    out = labels_seen(tracker, [sure_right] * 5 + [sure_left] * 4 + [sure_right] * 3 + [sure_left] * 5)
+    assert out[:12] == ["Right"] * 12  # a flicker of four confident frames is ignored
     assert out[-1] == "Left"  # a lasting change is followed
     # a second hand elsewhere has a track, and a label, of its own
     both = tracker.update([hand(110, 100, label="Left"), hand(400, 100, label="Right")])
     assert [d.handedness for d in both] == ["Left", "Right"]
+    assert both[0].track != both[1].track
+
+
+def test_an_unsure_first_label_gives_way_to_confident_ones_at_once():
+    """The dev set's videos open with MediaPipe unsure ("Left" at 0.74) on a right hand, then sure."""
+    out = labels_seen(HandednessTracker(), [("Left", 0.74)] + [("Right", 0.96)] * 5)
+    assert out == ["Left"] + ["Right"] * 5
+
+
+def test_a_tracked_hand_keeps_its_id_and_another_hand_in_its_place_gets_a_new_one():
+    tracker = HandednessTracker()
+    ids = [tracker.update([hand(100 + k, 100)])[0].track for k in range(5)]
+    assert len(set(ids)) == 1 and ids[0] is not None
+    other = hand(105, 100, mirrored=True)  # a cut to another hand where this one was
+    assert shape_change(hand(104, 100).keypoints_2d, other.keypoints_2d) > SHAPE_JUMP
+    after = tracker.update([other])[0].track
+    assert after != ids[0]
+    assert tracker.update([hand(106, 100, mirrored=True)])[0].track == after
+    # a hand gone for long, found again elsewhere, is a new hand; a fresh tracker gives new ids
+    for _ in range(12):
+        tracker.update([])
+    assert tracker.update([hand(107, 100, mirrored=True)])[0].track != after
+    assert HandednessTracker().update([hand(100, 100)])[0].track not in ids
 
 
 @pytest.mark.slow
