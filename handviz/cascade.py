@@ -101,6 +101,8 @@ class Cascade:
         if template_mm is not None:
             regressor = mesh_ae.joint_regressor.detach().cpu().numpy()
             self._pull = mesh_pull_matrix(template_mm, regressor).to(device)
+        #: The same matrix for numpy code that moves the joints after predict (handviz.temporal).
+        self.mesh_pull: np.ndarray | None = None if self._pull is None else self._pull.cpu().numpy()
         self._rng = np.random.default_rng()
 
     @classmethod
@@ -241,5 +243,5 @@ class Cascade:
             handedness=det.handedness, score=det.score, keypoints_2d=np.asarray(det.keypoints_2d, np.float32),
             joints_3d=joints.astype(np.float32), joint_hypotheses=hyps_cam.astype(np.float32),
             joint_spread=spread.astype(np.float32), vertices=verts_cam.astype(np.float32), mediapipe_world_3d=np.asarray(det.world_3d, np.float32),
-            distance_mm=distance_interval(joints),
+            distance_mm=distance_interval(joints), track=det.track,
         )

@@ -1,0 +1,335 @@
+"""One hand over time (numpy only): the person's skeleton, and a Kalman filter on the joints' depths.
+
+A photo leaves each joint's depth open along its keypoint ray; a video shows the same hand again
+and again. The model, per tracked hand (handviz.pipeline.hand_tracks says which is which), is an
+extended Kalman filter in filterpy's shape (x, P, F, Q, H, R; predict, update):
+
+- **State** x = [p, v, e, L]. p: the wrist's distance Z and every other joint's depth relative to
+  the wrist d_j (mm); v: their velocities (mm/s); e: the frame estimates' current error on p (mm);
+  L: the person's bone lengths (mm), constant.
+- **Motion** (F, Q): constant velocity, driven by white-noise acceleration (the wrist's distance
+  and each joint's depth from the wrist their own). The estimates' error is an AR(1) chain that
+  forgets in `error_time_s`, with the frame's expected error as its SD: frames that repeat one
+  mistake count as one piece of evidence, not many.
+- **Observation 1, the frame's estimate** (the cascade's fused hand): its depths, z = p + e, its
+  noise from the estimate's expected error (`joint_radius_90`). A depth further than `gate_sd`
+  SDs from the prediction counts as only that far (a heavy-tailed error: one frame's flip of a
+  finger moves the estimate no further than a plausible frame would).
+- **Observation 2, the skeleton**: each bone's length on this frame's lines of sight equals the
+  person's, |P_child - P_parent| - L = 0 with P_j = (Z + d_j) s_j, up to `bone_sd` and to what the
+  keypoints' own 2D noise does to a bone across its line of sight (nonlinear: an iterated
+  extended Kalman update).
+  The lengths L start from the first frame's and are learnt from every frame until
+  `skeleton_frames`, then held. The linearisation keeps each bone on the side of the camera it
+  was on (near or far), unless the frames say otherwise.
+- **Output**: every joint on its line of sight through this frame's estimate at the filtered depth
+  (x, y from this frame's keypoint rays, as every estimate is); the cloud drawn from the posterior
+  of the wrist-relative depths with the same draws every frame, so it moves with the hand and
+  widens when the frames disagree; the mesh moved onto the new joints.
+
+Nothing here waits for a later frame. Shapes: joints (21, 3) mm, camera frame (x right, y down,
+z forward); K (3, 3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from handviz.geometry import similarity_aligned
+from handviz.placement import distance_interval
+from handviz.types import JOINT_PARENTS, NUM_JOINTS, HandEstimate
+
+#: The bones whose lengths the skeleton holds: (parent, child), the 20 of the kinematic tree.
+LINKS: tuple[tuple[int, int], ...] = tuple((p, c) for c, p in enumerate(JOINT_PARENTS) if p >= 0)
+#: The measurement's white part (mm): what is left of a frame's depth error once its lasting part
+#: (e) is modelled; it keeps R invertible.
+WHITE_NOISE_MM = 1.0
+
+
+@dataclass(frozen=True)
+class TemporalConfig:
+    """The temporal model's assumptions, each with its unit (the measured reasons: weights/MODEL_CARD.md,
+    "One hand over time"; dev set: 8 real videos, `handviz eval --real DIR --videos`, 3 seeds).
+
+    depth_noise_scale: a frame's depth error SD per joint is this times its joint_radius_90.
+    wrist_noise_mm: a frame's error SD on the wrist's distance (mm).
+    hand_accel: the wrist's distance, white-noise acceleration (mm/s^2 over one second).
+    articulation_accel: each joint's depth from the wrist, the same.
+    error_time_s: how long a frame estimate's error lasts (s, e-folding time).
+    bone_sd: how far a bone's length on one frame's keypoint rays may differ from the person's,
+      as a share of it (joint centres are not pinned to the bones).
+    bone_prior_sd: the first frame's bone lengths' doubt, as a share of them.
+    keypoint_noise_px: MediaPipe's 2D keypoint error (px), which moves a joint across its ray.
+    skeleton_frames: the skeleton is learnt from this many frames, then held.
+    gate_sd: a frame's depth beyond this many SDs of the prediction counts as that far.
+    max_gap_s: a hand unseen for longer starts its motion over (its skeleton is kept).
+    iterations: relinearisations of the skeleton's update (an iterated extended Kalman update).
+    """
+
+    depth_noise_scale: float = 1.0
+    wrist_noise_mm: float = 40.0
+    hand_accel: float = 3000.0
+    articulation_accel: float = 10000.0
+    error_time_s: float = 0.1
+    bone_sd: float = 0.05
+    bone_prior_sd: float = 0.3
+    keypoint_noise_px: float = 8.0
+    skeleton_frames: int = 30
+    gate_sd: float = 3.0
+    max_gap_s: float = 0.5
+    iterations: int = 3
+
+
+def link_lengths(joints: np.ndarray) -> np.ndarray:
+    """(..., 21, 3) -> (..., 20) mm: the length of every bone in LINKS."""
+    j = np.asarray(joints, np.float64)
+    a, b = np.array(LINKS).T
+    return np.linalg.norm(j[..., b, :] - j[..., a, :], axis=-1)
+
+
+#: The state's parts, as slices of x: depths p, velocities v, errors e (21 each), bone lengths L (20).
+_N, _M = NUM_JOINTS, len(LINKS)
+P_, V_, E_, L_ = (slice(0, _N), slice(_N, 2 * _N), slice(2 * _N, 3 * _N), slice(3 * _N, 3 * _N + _M))
+
+
+class DepthKalman:
+    """The extended Kalman filter over one hand's depths and bone lengths (see the module's docstring).
+
+    x (83,) and P (83, 83); predict(dt, sd) steps F and Q; update(depths) takes the frame's
+    estimate (H picks p + e); update_links(sight, sideways_sd) the skeleton (nonlinear, iterated);
+    hold_skeleton() stops learning L.
+    """
+
+    def __init__(self, depths: np.ndarray, sd: np.ndarray, lengths: np.ndarray, length_sd: np.ndarray,
+                 cfg: TemporalConfig) -> None:
+        self.cfg = cfg
+        self.x = np.zeros(L_.stop)
+        self.x[P_] = _to_state(depths)
+        self.x[L_] = lengths
+        self.P = np.zeros((L_.stop, L_.stop))
+        # the first frame: the hand is where it says up to its error (p = z - e), moving at any
+        # speed one second of the assumed acceleration gives
+        var = np.diag(sd**2)
+        self.P[P_, P_] = self.P[E_, E_] = var
+        self.P[P_, E_] = self.P[E_, P_] = -var
+        self.P[V_, V_] = np.diag(np.r_[cfg.hand_accel, np.full(_N - 1, cfg.articulation_accel)] ** 2)
+        self.P[L_, L_] = np.diag(length_sd**2)
+        self.skeleton_held = False
+
+    def predict(self, dt: float, sd: np.ndarray) -> None:
+        """x = F x, P = F P F^T + Q for dt seconds. sd (21,) mm: the frame's expected error (the
+        stationary SD of e)."""
+        rho = float(np.exp(-dt / self.cfg.error_time_s))
+        q = np.diag(np.r_[self.cfg.hand_accel, np.full(_N - 1, self.cfg.articulation_accel)] ** 2)  # (mm/s^2)^2 s
+        # F: p += dt v, e *= rho, the rest unchanged; F P F^T block by block
+        x, P = self.x.copy(), self.P.copy()
+        x[P_] += dt * x[V_]
+        x[E_] *= rho
+        P[P_, :] += dt * P[V_, :]
+        P[:, P_] += dt * P[:, V_]
+        P[E_, :] *= rho
+        P[:, E_] *= rho
+        P[P_, P_] += q * dt**3 / 3  # Q: white-noise acceleration, and the error's fresh part
+        P[P_, V_] += q * dt**2 / 2
+        P[V_, P_] += q * dt**2 / 2
+        P[V_, V_] += q * dt
+        P[E_, E_] += np.diag((1.0 - rho**2) * sd**2)
+        self.x, self.P = x, P
+
+    def update(self, depths: np.ndarray) -> None:
+        """The frame's depths (21,) mm, camera frame: z = p + e, plus a white part, gated."""
+        H = np.zeros((_N, len(self.x)))
+        H[:, P_] = H[:, E_] = np.eye(_N)
+        innovation = _to_state(depths) - H @ self.x
+        spread = np.diag(self.P[P_, P_] + self.P[E_, E_] + 2 * self.P[P_, E_])  # H P H^T's diagonal
+        white = np.maximum(WHITE_NOISE_MM**2, innovation**2 / self.cfg.gate_sd**2 - spread)
+        self._correct(innovation, H, np.diag(white))
+
+    def update_links(self, sight: np.ndarray, sideways_sd: np.ndarray) -> None:
+        """The skeleton: every bone's length on the lines of sight (21, 3) minus L is 0, up to
+        bone_sd and the keypoints' sideways error sideways_sd (21,) mm."""
+        links = np.array(LINKS)
+        prior_x, prior_P = self.x.copy(), self.P.copy()
+        x = prior_x
+        for _ in range(max(1, self.cfg.iterations)):  # iterated EKF: relinearise at the new x
+            h, J, across = _link_model(x[P_], sight, links)
+            H = np.zeros((len(links), len(x)))
+            H[:, P_] = J
+            H[:, L_] = -np.eye(len(links))
+            # errors in variables: a keypoint off sideways lengthens a bone by its sideways share
+            R = np.diag((self.cfg.bone_sd * x[L_]) ** 2 + ((across * sideways_sd[links]) ** 2).sum(axis=1))
+            self.x, self.P = prior_x, prior_P
+            self._correct((x[L_] - h) - H @ (prior_x - x), H, R)
+            x = self.x
+
+    def hold_skeleton(self) -> None:
+        """From now on L is the person's, no longer learnt (no doubt left in it for the filter)."""
+        self.P[L_, :] = 0.0
+        self.P[:, L_] = 0.0
+        self.skeleton_held = True
+
+    def _correct(self, innovation: np.ndarray, H: np.ndarray, R: np.ndarray) -> None:
+        PH = self.P @ H.T
+        S = H @ PH + R
+        K = np.linalg.solve(S, PH.T).T  # P H^T S^-1 (S symmetric)
+        self.x = self.x + K @ innovation
+        P = self.P - K @ PH.T  # (I - K H) P
+        self.P = 0.5 * (P + P.T)
+
+    @property
+    def depths(self) -> np.ndarray:
+        """(21,) mm: each joint's filtered depth in the camera frame."""
+        return _from_state(self.x[P_])
+
+    @property
+    def skeleton(self) -> np.ndarray:
+        """(20,) mm: the person's bone lengths (LINKS' order)."""
+        return self.x[L_].copy()
+
+    @property
+    def shape_cov(self) -> np.ndarray:
+        """(20, 20) mm^2: the posterior covariance of the wrist-relative depths (shape, not place)."""
+        return self.P[1:_N, 1:_N]
+
+
+def _to_state(depths: np.ndarray) -> np.ndarray:
+    """(21,) camera-frame depths -> [Z, d_1..d_20] (the wrist's, and each joint's from the wrist)."""
+    z = np.asarray(depths, np.float64)
+    return np.r_[z[0], z[1:] - z[0]]
+
+
+def _from_state(p: np.ndarray) -> np.ndarray:
+    return np.r_[p[0], p[1:] + p[0]]
+
+
+def _link_model(p: np.ndarray, sight: np.ndarray, links: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bone lengths h (L,) at depths p = [Z, d] (21,), their Jacobian (L, 21) (P_j = z_j s_j with
+    z = Z + d), and (L, 2) how much of a sideways move of each end (across its line of sight) goes
+    into the length."""
+    z = _from_state(p)
+    points = z[:, None] * sight
+    a, b = links.T
+    diff = points[b] - points[a]
+    h = np.linalg.norm(diff, axis=1)
+    u = diff / np.maximum(h, 1e-9)[:, None]
+    J = np.zeros((len(links), _N))  # with respect to the camera-frame depths z
+    rows = np.arange(len(links))
+    np.add.at(J, (rows, b), (u * sight[b]).sum(axis=1))
+    np.add.at(J, (rows, a), -(u * sight[a]).sum(axis=1))
+    H = np.zeros((len(links), _N))
+    H[:, 0] = J.sum(axis=1)  # z_j = Z + d_j: the wrist's distance moves every joint
+    H[:, 1:] = J[:, 1:]
+    across = np.empty((len(links), 2))
+    for k, end in enumerate((a, b)):
+        unit = sight[end] / np.linalg.norm(sight[end], axis=1, keepdims=True)
+        across[:, k] = np.sqrt(np.maximum(0.0, 1.0 - (u * unit).sum(axis=1) ** 2))
+    return h, H, across
+
+
+class HandTrackFilter:
+    """One tracked hand: its filter (depths and skeleton), its frame count and the cloud's draws."""
+
+    def __init__(self, cfg: TemporalConfig, seed: int = 0) -> None:
+        self.cfg = cfg
+        self.kalman: DepthKalman | None = None
+        self.time: float | None = None
+        self.frames = 0
+        self._seed = seed
+        self._draws: np.ndarray | None = None
+
+    def step(self, estimate: HandEstimate, focal_px: float, t: float,
+             mesh_pull: np.ndarray | None = None) -> HandEstimate:
+        """The frame's estimate at time t (s), seen with focal length focal_px -> the hand over time
+        (a new HandEstimate; the same one when its joints are not usable)."""
+        joints = np.asarray(estimate.joints_3d, np.float64)
+        if not np.all(np.isfinite(joints)) or np.any(joints[:, 2] <= 0):
+            return estimate
+        sight = joints / joints[:, 2:]  # each joint's line of sight (its keypoint ray, up to the pull)
+        sd = self.cfg.depth_noise_scale * np.asarray(estimate.joint_radius_90, np.float64)
+        sd[0] = self.cfg.wrist_noise_mm
+        sd = np.maximum(sd, 1.0)
+        dt = None if self.time is None else t - self.time
+        if self.kalman is None or dt is None or not 0 < dt <= self.cfg.max_gap_s:
+            self._start(joints, sd)
+        else:
+            self.kalman.predict(dt, sd)
+            self.kalman.update(joints[:, 2])
+        self.time = t
+        self.frames += 1
+        self.kalman.update_links(sight, self.cfg.keypoint_noise_px * self.kalman.depths / focal_px)
+        if self.frames >= self.cfg.skeleton_frames and not self.kalman.skeleton_held:
+            self.kalman.hold_skeleton()
+        return self._estimate(estimate, sight, mesh_pull)
+
+    def _start(self, joints: np.ndarray, sd: np.ndarray) -> None:
+        """A new filter at this frame; a hand seen before keeps its skeleton (and its doubt)."""
+        old = self.kalman
+        lengths = link_lengths(joints) if old is None else old.skeleton
+        self.kalman = DepthKalman(joints[:, 2], sd, lengths, self.cfg.bone_prior_sd * lengths, self.cfg)
+        if old is not None:
+            self.kalman.P[L_, L_] = old.P[L_, L_]
+            self.kalman.skeleton_held = old.skeleton_held
+
+    def _estimate(self, estimate: HandEstimate, sight: np.ndarray, mesh_pull: np.ndarray | None) -> HandEstimate:
+        assert self.kalman is not None
+        depths = self.kalman.depths
+        joints = depths[:, None] * sight
+        n_hyp = len(estimate.joint_hypotheses)
+        deviations = self._cloud(n_hyp)  # (N, 20) wrist-relative depth draws
+        hyp_depths = depths[None] + np.concatenate([np.zeros((n_hyp, 1)), deviations], axis=1)
+        hyps = hyp_depths[..., None] * sight[None]
+        spread = np.linalg.norm(similarity_aligned(hyps, joints) - joints, axis=-1).mean(axis=0)
+        vertices = np.asarray(estimate.vertices, np.float64)
+        if mesh_pull is not None and len(vertices) == len(mesh_pull):
+            vertices = vertices + mesh_pull @ (joints - np.asarray(estimate.joints_3d, np.float64))
+        return dataclasses.replace(
+            estimate, joints_3d=joints.astype(np.float32), joint_hypotheses=hyps.astype(np.float32),
+            joint_spread=spread.astype(np.float32), vertices=vertices.astype(np.float32),
+            distance_mm=distance_interval(joints))
+
+    def _cloud(self, n: int) -> np.ndarray:
+        """(n, 20) mm: draws from the posterior of the wrist-relative depths, centred, with the same
+        standard normals every frame (the cloud moves with the hand instead of flickering)."""
+        assert self.kalman is not None
+        if self._draws is None or len(self._draws) != n:
+            eps = np.random.default_rng(self._seed).standard_normal((n, _N - 1))
+            self._draws = (eps - eps.mean(axis=0)) / eps.std(axis=0) if n > 1 else np.zeros_like(eps)
+        cov = self.kalman.shape_cov
+        chol = np.linalg.cholesky(0.5 * (cov + cov.T) + 1e-9 * np.eye(len(cov)))
+        return self._draws @ chol.T
+
+
+class VideoHands:
+    """The temporal model for every hand of one feed: call once per frame, in order, with the
+    frame's hands, its K and its time (s).
+
+    Hands are told apart by their track (HandEstimate.track, from handviz.pipeline.hand_tracks);
+    a hand without one (a photo, a detector that does not track) passes through unchanged. A
+    track unseen for 4 x max_gap_s is forgotten.
+    """
+
+    def __init__(self, cfg: TemporalConfig | None = None, mesh_pull: np.ndarray | None = None, seed: int = 0) -> None:
+        self.cfg = cfg or TemporalConfig()
+        self.mesh_pull = mesh_pull
+        self.seed = seed
+        self._tracks: dict[int, HandTrackFilter] = {}
+
+    def reset(self) -> None:
+        self._tracks.clear()
+
+    def __call__(self, hands: list[HandEstimate], K: np.ndarray, t: float) -> list[HandEstimate]:
+        out = []
+        for hand in hands:
+            if hand.track is None:
+                out.append(hand)
+                continue
+            f = self._tracks.get(hand.track)
+            if f is None:
+                f = self._tracks[hand.track] = HandTrackFilter(self.cfg, self.seed)
+            out.append(f.step(hand, float(np.asarray(K)[0, 0]), t, self.mesh_pull))
+        self._tracks = {k: f for k, f in self._tracks.items()
+                        if f.time is not None and t - f.time <= 4 * self.cfg.max_gap_s}
+        return out
