@@ -16,7 +16,7 @@ import numpy as np
 from handviz import limits
 from handviz.commands.checks import check_ddim_steps, check_device, check_focal, check_hypotheses, check_output_file
 from handviz.logs import InputError
-from handviz.pipeline.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images, natural_key
+from handviz.pipeline.sources import FALLBACK_VIDEO_FPS, IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_images, natural_key
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -189,19 +189,25 @@ def run(args: argparse.Namespace) -> int:
     if args.obj_dir:
         args.obj_dir.mkdir(parents=True, exist_ok=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w") as out, HandDetector(max_hands=2, static=True) as detector:
+    video = _VideoRun(cascade, args.seed)
+    with open(args.out, "w") as out, HandDetector(max_hands=2, static=True) as detector, video:
         for name, rgb in frames:
             h, w = rgb.shape[:2]
-            detections = detector.detect(rgb)
-            if "#frame=" not in name:  # a photo: MediaPipe on changed copies sizes the cloud
+            frame = video.frame_of(name)  # None for a photo
+            if frame is None:  # a photo: MediaPipe alone, then on changed copies that size the cloud
+                detections = detector.detect(rgb)
                 augment_detections(detector.detect, rgb, detections)
-            if args.focal is None and "#frame=" not in name:
+            else:  # a video: MediaPipe tracks its hands, as the app does
+                detections = video.detector.detect(rgb)
+            if args.focal is None and frame is None:
                 K = still_image_intrinsics(w, h, detections)
             else:
                 K = default_intrinsics(w, h, focal_px=args.focal)
             hands = cascade.predict(detections, K, n_hypotheses=args.hypotheses,
                                     ddim_steps=args.ddim_steps,
                                     use_image=False if args.no_image_features else None, seed=args.seed)
+            if frame is not None:  # each hand over time: its skeleton held, its depths filtered
+                hands = video.hands(hands, K, frame / video.fps)
             line = {"image": name, "width": w, "height": h, "K": np.round(K, 3).tolist(),
                     "hands": [e.to_json() for e in hands]}
             out.write(json.dumps(line) + "\n")
@@ -214,6 +220,55 @@ def run(args: argparse.Namespace) -> int:
         print(f"handviz predict: {e}; skipped", file=sys.stderr)
     print(f"{n_lines} frames, {n_hands} hands -> {args.out}", file=sys.stderr)
     return 1 if errors else 0
+
+
+class _VideoRun:
+    """The current video's tracking detector and temporal model (handviz.temporal), both new for
+    each video; `frame_of(name)` says which frame a name is (None: a photo) and starts a video at
+    its frame 0."""
+
+    def __init__(self, cascade, seed: int) -> None:
+        self._cascade = cascade
+        self._seed = seed
+        self.detector = None
+        self.hands = None
+        self.fps = FALLBACK_VIDEO_FPS
+
+    def frame_of(self, name: str) -> int | None:
+        if "#frame=" not in name:
+            return None
+        path, index = name.rsplit("#frame=", 1)
+        frame = int(index)
+        if frame == 0:
+            from handviz.pipeline.detector import HandDetector
+            from handviz.temporal import VideoHands
+
+            self.close()
+            self.detector = HandDetector(max_hands=2, static=False)
+            self.hands = VideoHands(mesh_pull=self._cascade.mesh_pull, seed=self._seed)
+            self.fps = video_fps(Path(path))
+        return frame
+
+    def close(self) -> None:
+        if self.detector is not None:
+            self.detector.close()
+            self.detector = None
+
+    def __enter__(self) -> _VideoRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def video_fps(path: Path) -> float:
+    """A video's frame rate as its file says, or FALLBACK_VIDEO_FPS when it says nothing usable."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    finally:
+        cap.release()
+    return fps if 1.0 <= fps <= 240.0 else FALLBACK_VIDEO_FPS
 
 
 def _write_objs(obj_dir: Path, name: str, hands: list, faces: np.ndarray) -> None:

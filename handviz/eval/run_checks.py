@@ -3,7 +3,8 @@
 Photos get reprojection, mirror consistency and bone proportions; every input is also played as
 a short clip (a photo held still, as the app's demo does; a video's first frames), so jitter
 shows how much the hand shakes from frame to frame when nothing moves but the sampler's noise
-or MediaPipe's tracking. MediaPipe's world landmarks go through the same checks, for comparison.
+or MediaPipe's tracking (after the temporal model, as in the app, before its display smoothing).
+MediaPipe's world landmarks go through the same checks, for comparison.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from handviz.limits import HYPOTHESES_DEFAULT
 from handviz.pipeline.inference import FRAME_SEED
 from handviz.pipeline.intrinsics import default_intrinsics
 from handviz.pipeline.sources import IMAGE_SUFFIXES
+from handviz.temporal import VideoHands
 
+#: The clips' frame rate (a photo held still is played as the app plays the demo).
+CLIP_FPS = 30.0
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
 
 
@@ -113,6 +117,7 @@ def run_checks(cascade: Any, paths: Sequence[str | Path], n_hypotheses: int = HY
         for path in expand_inputs(paths):
             detector.close()
             detector = HandDetector(max_hands=2, static=False)  # fresh tracking per clip
+            over_time = VideoHands(mesh_pull=getattr(cascade, "mesh_pull", None), seed=FRAME_SEED)  # as the app
             track: dict[str, list[np.ndarray]] = {}
             track_mp: dict[str, list[np.ndarray]] = {}
             entry: dict[str, Any] = {"input": str(path), "frames": 0, "hands": []}
@@ -120,6 +125,7 @@ def run_checks(cascade: Any, paths: Sequence[str | Path], n_hypotheses: int = HY
                 h, w = rgb.shape[:2]
                 K = default_intrinsics(w, h)
                 estimates = cascade.predict(detector.detect(rgb), K, n_hypotheses=n_hypotheses, seed=FRAME_SEED)
+                estimates = over_time(estimates, K, k / CLIP_FPS)
                 entry["frames"] += 1
                 for est in estimates:
                     track.setdefault(est.handedness, []).append(est.joints_3d)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -56,6 +56,9 @@ class InferenceBackend:
     device: str  # "cpu", "cuda" or "-" when no network runs
     faces: np.ndarray | None = None  # (F, 3) int32 triangles of `HandEstimate.vertices`, None: no mesh
     fingerprint: str | None = None  # which weights (io.session_meta.weights_fingerprint); None: no model
+    #: A fresh temporal model for one feed (handviz.temporal.VideoHands: called with the frame's
+    #: hands, K and time), or None when frames stand alone.
+    temporal: Callable[[], Any] | None = None
 
 
 class CascadeLike(Protocol):
@@ -63,6 +66,7 @@ class CascadeLike(Protocol):
 
     device: str
     faces: np.ndarray
+    mesh_pull: np.ndarray | None  # (V, 21): moves the mesh with its joints (handviz.temporal)
 
     def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = HYPOTHESES_DEFAULT,
                 ddim_steps: int = 1, seed: int | None = None) -> list[HandEstimate]: ...
@@ -70,7 +74,8 @@ class CascadeLike(Protocol):
 
 def cascade_backend(cascade: CascadeLike, fingerprint: str | None = None) -> InferenceBackend:
     """Wrap a loaded cascade; the worker calls it once per frame that has hands. fingerprint names
-    its weights in the sessions it records."""
+    its weights in the sessions it records. Its hands are followed over time (handviz.temporal)."""
+    from handviz.temporal import VideoHands
 
     def infer(frame: Frame, detections: list[Detection], K: np.ndarray, options: InferOptions) -> list[HandEstimate]:
         if not detections:
@@ -78,8 +83,12 @@ def cascade_backend(cascade: CascadeLike, fingerprint: str | None = None) -> Inf
         return cascade.predict(detections, K, n_hypotheses=options.n_hypotheses, ddim_steps=options.ddim_steps,
                                seed=FRAME_SEED)
 
+    def temporal() -> VideoHands:
+        return VideoHands(mesh_pull=getattr(cascade, "mesh_pull", None), seed=FRAME_SEED)
+
     return InferenceBackend(infer=infer, name="cascade", device=str(cascade.device),
-                            faces=np.asarray(cascade.faces, dtype=np.int32), fingerprint=fingerprint)
+                            faces=np.asarray(cascade.faces, dtype=np.int32), fingerprint=fingerprint,
+                            temporal=temporal)
 
 
 def mediapipe_estimate(detection: Detection, K: np.ndarray) -> HandEstimate | None:
@@ -102,6 +111,7 @@ def mediapipe_estimate(detection: Detection, K: np.ndarray) -> HandEstimate | No
         joint_spread=np.zeros(len(joints), np.float32),
         vertices=np.zeros((0, 3), np.float32),
         mediapipe_world_3d=world,
+        track=detection.track,
     )
 
 

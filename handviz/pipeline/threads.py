@@ -44,6 +44,9 @@ class PipelineOptions:
     """Everything the user may change while frames flow; replaced whole (never mutated)."""
 
     infer: InferOptions = field(default_factory=InferOptions)
+    #: Follow each hand over time (handviz.temporal: its skeleton held, depths filtered) when the
+    #: backend can; off, every frame stands alone.
+    temporal: bool = True
     smoothing: bool = True
     intrinsics: IntrinsicsChoice = field(default_factory=IntrinsicsChoice)
 
@@ -100,6 +103,7 @@ class Pipeline:
         self._paused = threading.Event()
         self._threads: list[threading.Thread] = []
         self._smoother = HandSmoother()
+        self._over_time: tuple[InferenceBackend, Any] | None = None  # the backend's temporal model, per feed
         self._frames_captured = 0
         self._reported_errors: set[str] = set()
         self._loader: threading.Thread | None = None
@@ -380,12 +384,27 @@ class Pipeline:
                 hands = backend.infer(frame, item.detections, K, options.infer)
             except Exception as exc:
                 error = self._stage_error("3D estimation", exc)
+        try:
+            hands = self._follow(backend, hands, K, timing.content_time(frame.stamps), options.temporal)
+        except Exception as exc:  # the frame's own hands rather than none
+            error = self._stage_error("following the hands over time", exc)
+            self._over_time = None
         frame.stamps[timing.INFER_END] = timing.now()
         if options.smoothing:
             hands = self._smoother(hands, timing.content_time(frame.stamps))
         else:
             self._smoother.reset()
         return FrameResult(frame=frame, detections=item.detections, hands=hands, intrinsics=K, error=error)
+
+    def _follow(self, backend: InferenceBackend, hands: list, K: np.ndarray, t: float, enabled: bool) -> list:
+        """The hands through the backend's temporal model for this feed (a new one when the
+        backend changes or the option is turned back on)."""
+        if not enabled or backend.temporal is None:
+            self._over_time = None
+            return hands
+        if self._over_time is None or self._over_time[0] is not backend:
+            self._over_time = (backend, backend.temporal())
+        return self._over_time[1](hands, K, t)
 
     def _deliver(self, result: FrameResult) -> None:
         result.frame.stamps[timing.DELIVERED] = timing.now()
