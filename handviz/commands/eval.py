@@ -38,6 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plots", type=Path, metavar="DIR", default=None,
                    help="with --real: write reliability.png (ball coverage against level) and "
                    "sparsification.png (with its oracle) into DIR")
+    p.add_argument("--videos", action="store_true",
+                   help="with --real: score DIR's videos (videos.txt: one line per video, its frames' image "
+                   "paths in order) as the app runs a camera, with the hand followed over time, against the "
+                   "same frames as photos and MediaPipe's world landmarks: per-frame PA-MPJPE, acceleration "
+                   "error, bone-length variation, the cloud's coverage, the BVH rig's fit")
+    p.add_argument("--fps", type=float, default=30.0, help="with --videos: the videos' frame rate (default 30)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hypotheses", type=int, default=limits.HYPOTHESES_DEFAULT,
                    help=f"joint hypotheses per hand ({limits.HYPOTHESES_MIN}-{limits.HYPOTHESES_MAX})")
@@ -79,6 +85,17 @@ def check_options(args: argparse.Namespace) -> None:
                              "images (`handviz data real-folder` makes one)")
     if getattr(args, "checks", None):
         check_inputs_readable(args.checks)
+    if getattr(args, "videos", False):
+        from handviz.eval.video_eval import load_videos
+        from handviz.logs import InputError
+
+        if getattr(args, "real", None) is None:
+            raise InputError("--videos: works with --real DIR only")
+        check_at_least("--fps", args.fps, 1)
+        try:  # videos.txt, and every frame it names has a label line
+            load_videos(args.real)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--videos {exc}") from exc
 
 
 def check_dataset_folder(option: str, folder: Path) -> None:
@@ -141,7 +158,12 @@ def run(args: argparse.Namespace) -> int:
     from handviz.cascade import Cascade
 
     cascade = Cascade.from_weights(args.weights, device=args.device)
-    if args.real is not None:
+    if args.real is not None and args.videos:
+        from handviz.eval.video_eval import evaluate_videos
+
+        report = evaluate_videos(cascade, args.real, n_hypotheses=args.hypotheses, seed=args.seed,
+                                 ddim_steps=args.ddim_steps, fps=args.fps)
+    elif args.real is not None:
         from handviz.eval.real_photos import evaluate_real_samples
 
         report = evaluate_real_samples(cascade, inputs, str(args.real),
