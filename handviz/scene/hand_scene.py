@@ -132,6 +132,7 @@ class HandScene:
             title="90% radius\n(mm)", mapper=self._slots["Right"].cloud_actor.mapper,
             n_labels=6, fmt="%.0f", vertical=True, position_x=0.86, position_y=0.1,
             width=0.06, height=0.45, title_font_size=12, label_font_size=11, color="white")
+        self._scalar_bar.SetVerticalTitleSeparation(6)  # px: the title clear of the top label, at any render scale
         self._status = status_text_actor(plotter, self.status_text)
         if faces is not None:
             self.set_faces(faces)
