@@ -256,7 +256,8 @@ class AppBenchResult:
     source: str
     source_fps: float | None
     window_px: tuple[int, int]  # the window's size while measured (what --window asked, if it got it)
-    viewport_px: tuple[int, int]
+    viewport_px: tuple[int, int]  # the 3D view on screen, device pixels
+    render_px: tuple[int, int]  # what VTK rendered for it (smaller for a big view: vtk_widget.MAX_RENDER_PX)
     process_cpu_cores: float  # CPU seconds this process used per wall second while measured
     loadavg_1m: float  # the machine's load when the measurement started (others' work included)
     errors: list[str] = field(default_factory=list)
@@ -275,7 +276,7 @@ class AppBenchResult:
             "pipeline_latency_ms": self.pipeline_latency_ms, "fps_by_hands": self.fps_by_hands,
             "hands_mean": round(self.hands_mean, 3), "hypotheses": self.hypotheses, "backend": self.backend,
             "source": self.source, "source_fps": self.source_fps, "window_px": list(self.window_px),
-            "viewport_px": list(self.viewport_px),
+            "viewport_px": list(self.viewport_px), "render_px": list(self.render_px),
             "process_cpu_cores": round(self.process_cpu_cores, 2), "loadavg_1m": round(self.loadavg_1m, 2),
             "errors": self.errors,
         }
@@ -327,6 +328,9 @@ def bench_app(backend_factory: Callable[[], InferenceBackend] | None, seconds: f
         captured = pipeline.frames_captured - captured0
         source_fps = pipeline.source.fps if pipeline.source is not None else None
         size = window.viewport.plotter.ren_win.GetSize()
+        view = window.viewport.plotter.interactor
+        ratio = view.devicePixelRatioF()
+        view_px = (round(view.width() * ratio), round(view.height() * ratio))
         window_px = (window.width(), window.height())
         watch.detach()
         errors = [e.message for e in watch.error_events()]
@@ -350,7 +354,8 @@ def bench_app(backend_factory: Callable[[], InferenceBackend] | None, seconds: f
         source=source,
         source_fps=source_fps,
         window_px=window_px,
-        viewport_px=(int(size[0]), int(size[1])),
+        viewport_px=view_px,
+        render_px=(int(size[0]), int(size[1])),
         process_cpu_cores=cpu / elapsed if elapsed > 0 else 0.0,
         loadavg_1m=load,
         errors=errors,

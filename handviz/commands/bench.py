@@ -144,11 +144,17 @@ def _print_app(a: dict) -> None:
           f"(ratio {a['ratio']:.2f}); capture->display median {a['latency_ms']['median']:.0f} ms, "
           f"p90 {a['latency_ms']['p90']:.0f} ms; dropped {a['dropped']} of {a['captured']} captured "
           f"[{a['backend']}, N={a['hypotheses']}, {a['source']} at {a['source_fps']} fps, "
-          f"window {_size(a['window_px'])}, viewport {_size(a['viewport_px'])}, load {a['loadavg_1m']}]")
+          f"window {_size(a['window_px'])}, viewport {_size(a['viewport_px'])}{_rendered(a)}, load {a['loadavg_1m']}]")
 
 
 def _size(pixels: list[int]) -> str:
     return f"{pixels[0]}x{pixels[1]}"
+
+
+def _rendered(a: dict) -> str:
+    """' rendered at WxH' where the 3D view was rendered smaller than it is shown, else ''."""
+    render = a.get("render_px")
+    return f" rendered at {_size(render)}" if render and list(render) != list(a["viewport_px"]) else ""
 
 
 def _run_soak(args: argparse.Namespace) -> int:
