@@ -44,19 +44,20 @@ class PosteriorConfig:
 
     The estimate. world_weight / image_z_weight: weights of MediaPipe's two depth observations
     (its world landmarks, aligned to our hand, and its image-landmark z) in the fused depths; our
-    snapped hypotheses get the rest (dev set, 5 seeds: ours 0.5 beats 1/3, 10.52 against 10.64 mm).
+    snapped hypotheses get the rest (dev set, 5 seeds: ours 0.5 beats 1/3, 10.49 against 10.61 mm).
     ray_tolerance: how far (a fraction of the hand's 2D size) the aligned world landmarks may pull
-    a joint off its keypoint ray, sideways (0.02 against 0: 10.64 against 10.81 mm). length_sd:
+    a joint off its keypoint ray, sideways (0.02 against 0, 3 seeds: 10.64 against 10.81 mm). length_sd:
     per digit, weight each depth source also by how plausible the digit's length is with its
-    depths on the rays, against the stage-1 samples' mean (`fuse_depths`; 0.15 against 0: 10.64
-    against 10.86 mm).
+    depths on the rays, against the stage-1 samples' mean (`fuse_depths`; 0.15 against 0, 3 seeds:
+    10.64 against 10.86 mm).
 
     The cloud: doubt about the hand's shape only (where the hand is, size against distance, is
     `distance_interval`). blend_fraction: the share of hypotheses that are blends of the depth
     sources, exactly on the keypoint rays, their differences scaled by blend_spread_scale (they
-    carry the best of N). The rest lean each digit toward or away from the camera by the joints'
-    expected error, `JointDoubt`, on rays jittered as MediaPipe's own keypoints move under
-    test-time augmentation (`handviz.pipeline.augment`).
+    carry the best of N; 1.0 against 0.5: best-of-32 9.61 against 9.73 mm, 50 % ball 27 against
+    12 %). The rest lean each digit toward or away from the camera by the joints' expected error,
+    `JointDoubt`, which on photos also uses MediaPipe's moves under test-time augmentation
+    (`handviz.pipeline.augment`).
     """
 
     world_weight: float = 1 / 3
@@ -301,8 +302,8 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     The output's mean is the fused hand, on the keypoint rays (up to cfg.ray_tolerance). The
     first round(cfg.blend_fraction x N) hypotheses are blends of the depth sources on the rays
     (see PosteriorConfig); each of the others leans every digit toward or away from the camera
-    by a normal draw times its joints' expected error (`JointDoubt`), on rays moved as the TTA
-    keypoints move. All are at the estimate's size and distance: the cloud is doubt about shape.
+    by a normal draw times its joints' expected error (`JointDoubt`). All share the estimate's
+    wrist, size and distance, on the keypoint rays: the cloud is doubt about shape.
     """
     hyps = np.asarray(hyps_rel, np.float64)
     n = hyps.shape[0]
