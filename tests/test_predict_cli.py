@@ -146,3 +146,26 @@ def test_a_folder_of_subfolders_says_so_and_how_to_include_them(tmp_path, monkey
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [ln["image"] for ln in lines] == [str(tmp_path / "in" / s / "blank.png") for s in ("s2", "s10")]
     assert all(ln["hands"] == [] for ln in lines)
+
+
+def test_the_readmes_placement_claims_hold_on_the_bundled_photos(tmp_path):
+    """README: on the bundled photos every hand's joints reproject onto its keypoints within 2 % of
+    the box diagonal at the median (0.9-1.2 % measured), the hand is placed at the typical adult
+    length, 185 mm wrist to middle tip (wrists at 41-46 cm measured), inside its distance_mm."""
+    from handviz.paths import assets_dir
+    from handviz.placement import TYPICAL_HAND_LENGTH_MM
+    from handviz.posterior import wrist_to_tip_lengths
+
+    out = tmp_path / "r.jsonl"
+    assert main(["predict", str(assets_dir() / "demo"), "--out", str(out)]) == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(lines) == 3 and all(len(ln["hands"]) >= 1 for ln in lines)
+    for ln in lines:
+        K = np.array(ln["K"])
+        for h in ln["hands"]:
+            kp, joints = np.array(h["keypoints_2d"]), np.array(h["joints_3d"])
+            off = np.linalg.norm(project(joints, K) - kp, axis=-1)
+            assert np.median(off) < 0.02 * np.linalg.norm(np.ptp(kp, axis=0)), ln["image"]
+            assert wrist_to_tip_lengths(joints)[2] == pytest.approx(TYPICAL_HAND_LENGTH_MM, rel=1e-3)
+            near, far = h["distance_mm"]
+            assert 350 < near < np.linalg.norm(joints[0]) < far, ln["image"]
