@@ -133,14 +133,18 @@ def test_bench_window_is_checked_before_any_work(capsys, argv, message):
     assert capsys.readouterr().err.strip().splitlines() == [f"handviz: error: {message}"]
 
 
+def _app_report(**sizes) -> dict:
+    """An app bench result as _print_app gets it, with the given window, viewport and render sizes."""
+    return {"fps": 29.0, "fps_by_hands": {"1": 29.0}, "status_bar_fps": 29.1, "status_bar_latency_ms": 48.2,
+            "mediapipe_only_fps": 90.0, "ratio": 0.32, "latency_ms": {"median": 48.0, "p90": 60.0},
+            "dropped": 0, "captured": 600, "backend": "cascade · cpu", "hypotheses": 32, "source": "demo",
+            "source_fps": 30.0, "loadavg_1m": 1.2, **sizes}
+
+
 def test_app_report_names_its_window_and_viewport(capsys):
     from handviz.commands.bench import _print_app
 
-    _print_app({"fps": 29.0, "fps_by_hands": {"1": 29.0}, "status_bar_fps": 29.1, "status_bar_latency_ms": 48.2,
-                "mediapipe_only_fps": 90.0, "ratio": 0.32, "latency_ms": {"median": 48.0, "p90": 60.0},
-                "dropped": 0, "captured": 600, "backend": "cascade · cpu", "hypotheses": 32, "source": "demo",
-                "source_fps": 30.0, "window_px": [1280, 720], "viewport_px": [640, 400], "render_px": [640, 400],
-                "loadavg_1m": 1.2})
+    _print_app(_app_report(window_px=[1280, 720], viewport_px=[640, 400], render_px=[640, 400]))
     out = capsys.readouterr().out
     assert "window 1280x720, viewport 640x400, load" in out and "the status bar said 29.1 fps, 48 ms" in out
 
@@ -148,11 +152,7 @@ def test_app_report_names_its_window_and_viewport(capsys):
 def test_app_report_names_the_render_size_of_a_bounded_view(capsys):
     from handviz.commands.bench import _print_app
 
-    _print_app({"fps": 27.0, "fps_by_hands": {"1": 27.0}, "status_bar_fps": 27.1, "status_bar_latency_ms": 58.0,
-                "mediapipe_only_fps": 90.0, "ratio": 0.3, "latency_ms": {"median": 58.0, "p90": 70.0},
-                "dropped": 0, "captured": 600, "backend": "cascade · cpu", "hypotheses": 32, "source": "demo",
-                "source_fps": 30.0, "window_px": [1920, 1080], "viewport_px": [865, 814], "render_px": [565, 531],
-                "loadavg_1m": 1.2})
+    _print_app(_app_report(window_px=[1920, 1080], viewport_px=[865, 814], render_px=[565, 531]))
     assert "window 1920x1080, viewport 865x814 rendered at 565x531, load" in capsys.readouterr().out
 
 

@@ -230,13 +230,22 @@ def spread(hyps: np.ndarray, kind: Literal["mean", "std"] = "mean") -> np.ndarra
     raise ValueError(f"kind must be 'mean' or 'std'; got {kind!r}")
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman rank correlation of two (B,) arrays; nan when either is constant or B < 2."""
+def _correlatable(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """x, y as flat float arrays of one length; None when either is constant or shorter than 2."""
     x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
     if x.shape != y.shape:
         raise ValueError(f"x {x.shape} and y {y.shape} must have the same length")
     if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    return x, y
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rank correlation of two (B,) arrays; nan when either is constant or B < 2."""
+    pair = _correlatable(x, y)
+    if pair is None:
         return float("nan")
+    x, y = pair
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(spearmanr(x, y).statistic)
@@ -244,12 +253,8 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson correlation of two (B,) arrays; nan when either is constant or B < 2."""
-    x, y = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
-    if x.shape != y.shape:
-        raise ValueError(f"x {x.shape} and y {y.shape} must have the same length")
-    if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan")
-    return float(pearsonr(x, y).statistic)
+    pair = _correlatable(x, y)
+    return float("nan") if pair is None else float(pearsonr(*pair).statistic)
 
 
 def sparsification(uncertainty: np.ndarray, errors: np.ndarray,
