@@ -40,6 +40,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
                tip="Replay a recorded session"),
     ActionSpec("open_demo", "Play the &demo", "Ctrl+D", "open_demo", "&File",
                tip="The bundled demo photos as a looping clip"),
+    ActionSpec("calibrate_camera", "&Calibrate camera…", "", "calibrate_camera", "&File",
+               tip="Measure the camera's focal length from a printed checkerboard and use it"),
     ActionSpec("record", "&Record", "R", "toggle_recording", "&File", checkable=True, toolbar=True,
                tip="Record the live results into a session folder"),
     ActionSpec("export_frame", "&Export frame (OBJ, PLY, GLB)…", "Ctrl+E", "export_current_frame", "&File",
@@ -99,8 +101,9 @@ def build_menus(window: QMainWindow, actions: dict[str, QAction]) -> dict[str, Q
     previous_menu = None
     for spec in ACTIONS:
         menu = menus[spec.menu]
-        if spec.id in ("quit", "record", "toggle_plots", "shortcuts") and previous_menu == spec.menu:
-            menu.addSeparator()  # group: opening | recording/export | quitting
+        if spec.id in ("quit", "calibrate_camera", "record", "toggle_plots", "shortcuts") \
+                and previous_menu == spec.menu:
+            menu.addSeparator()  # group: opening | calibrating | recording/export | quitting
         menu.addAction(actions[spec.id])
         previous_menu = spec.menu
     return menus

@@ -42,11 +42,13 @@ class ControlValues:
 
 
 class ControlsPanel(QWidget):
-    """Emits `changed` after any edit, `load_intrinsics_requested` / `intrinsics_cleared` for the file."""
+    """Emits `changed` after any edit, `load_intrinsics_requested` / `intrinsics_cleared` for the
+    file, `calibrate_requested` to measure one from a checkerboard."""
 
     changed = Signal()
     load_intrinsics_requested = Signal()
     intrinsics_cleared = Signal()
+    calibrate_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -66,12 +68,16 @@ class ControlsPanel(QWidget):
         self.intrinsics_label.setWordWrap(True)
         load = QPushButton("Load…")
         clear = QPushButton("Clear")
+        self.calibrate = QPushButton("Calibrate…")
+        self.calibrate.setToolTip("Measure this camera's focal length from a printed checkerboard")
         load.clicked.connect(self.load_intrinsics_requested)
         clear.clicked.connect(self.intrinsics_cleared)
+        self.calibrate.clicked.connect(self.calibrate_requested)
         file_row = QHBoxLayout()
         file_row.addWidget(self.intrinsics_label, 1)
         file_row.addWidget(load)
         file_row.addWidget(clear)
+        file_row.addWidget(self.calibrate)
         self.K_label = QLabel("–")
         self.K_label.setToolTip("The intrinsics used for the frame on screen")
         form.addRow("Hypotheses", self.hypotheses)

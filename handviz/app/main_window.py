@@ -22,6 +22,7 @@ from handviz.app import gui_gc
 from handviz.app.actions import build_actions, build_menus, build_toolbar, set_checked_quietly
 from handviz.app.banner import Banner
 from handviz.app.bridge import ResultBridge
+from handviz.app.calibration_dialog import CalibrationDialog
 from handviz.app.camera_menu import CameraMenu
 from handviz.app.window_commands import WindowCommands
 from handviz.app.controls import ControlsPanel, ControlValues
@@ -87,6 +88,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.controller = SessionController(lambda r: self._sinks[0](r), lambda e: self._sinks[1](e),
                                             backend_factory=factory, detector_factory=detector_factory)
         self._calibration: Calibration | None = None
+        self.calibration_dialog: CalibrationDialog | None = None  # Calibrate camera…, while open
         self.fallback_to_demo = False
         self._faces: np.ndarray | None = None
         self._current: FrameResult | None = None
@@ -153,6 +155,7 @@ class MainWindow(WindowCommands, QMainWindow):
         self.controls.changed.connect(self._on_controls_changed)
         self.controls.load_intrinsics_requested.connect(self.load_intrinsics_dialog)
         self.controls.intrinsics_cleared.connect(lambda: self.set_intrinsics_file(""))
+        self.controls.calibrate_requested.connect(self.calibrate_camera)
         self.controls_dock = self._dock("Controls", "controls_dock", self.controls, Qt.DockWidgetArea.RightDockWidgetArea)
         self.plots = PerformancePlots()
         self.plots_dock = self._dock("Performance", "plots_dock", self.plots, Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -283,6 +286,8 @@ class MainWindow(WindowCommands, QMainWindow):
             self._hands_shown = self.viewport.show_hands(result.hands, message=result.error or "")
             self.viewport.present()
             self.video.show_result(result, prepared)
+            if self.calibration_dialog is not None:
+                self.calibration_dialog.offer_frame(image)  # the real image, not the mirrored view
             self.video.set_message(f"{result.frame.source} · frame {result.frame.index}")
             if result.error:
                 self.statusBar().showMessage(result.error, 3000)
@@ -375,6 +380,7 @@ class MainWindow(WindowCommands, QMainWindow):
             event.accept()
             return
         self._stats_timer.stop()
+        self.close_calibration()
         self.stop_feed()
         self._closing = True
         self.presenter.clear()

@@ -13,10 +13,14 @@ from PySide6.QtWidgets import QFileDialog
 
 from handviz.app import dialogs
 from handviz.app.actions import set_checked_quietly
+from handviz.app.calibration_dialog import CalibrationDialog
 from handviz.app.controls import ControlValues
 from handviz.app.export_formats import export_filter_string, resolve_export_path
 from handviz.logs import InputError
+from handviz.paths import camera_intrinsics_path
+from handviz.pipeline.calibration import CameraCalibration
 from handviz.pipeline.controller import is_session_folder
+from handviz.pipeline.intrinsics import save_intrinsics
 from handviz.types import FrameResult
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg);;All files (*)"
@@ -64,6 +68,44 @@ class WindowCommands:
                                               "Intrinsics (*.json);;All files (*)")
         if path:
             self.set_intrinsics_file(path)
+
+    # ---- calibration --------------------------------------------------------------------------
+    def calibrate_camera(self) -> None:
+        """Calibrate camera…: a non-modal dialog fed by the frames drawn (see _draw); a good solve
+        is saved as this camera's intrinsics file and used at once."""
+        if self.calibration_dialog is not None:
+            self.calibration_dialog.raise_()
+            self.calibration_dialog.activateWindow()
+            return
+        camera = self.calibration_camera()
+        dialog = CalibrationDialog(lambda result: self._save_calibration(result, camera), self)
+        dialog.finished.connect(lambda _code: self.close_calibration())
+        self.calibration_dialog = dialog
+        dialog.show()
+
+    def calibration_camera(self) -> str:
+        """The feed's name for its intrinsics file: "camera 0", "video clip", "images shots"."""
+        spec = self.controller.feed_spec
+        if spec is None or spec.strip().isdigit():
+            return f"camera {int(spec or 0)}"
+        path = Path(spec)
+        kind = "session" if self.controller.is_replay else "images" if path.is_dir() else "video"
+        return f"{kind} {path.stem or spec}"
+
+    def _save_calibration(self, result: CameraCalibration, camera: str) -> Path:
+        path = save_intrinsics(camera_intrinsics_path(camera), result.K, result.width, result.height,
+                               result.file_extra(camera))
+        if not self.set_intrinsics_file(str(path)):
+            raise InputError(f"{path}: written but not readable back")
+        return path
+
+    def close_calibration(self) -> None:
+        """Stop and drop the calibration dialog (Cancel, Close, or the window closing)."""
+        dialog, self.calibration_dialog = self.calibration_dialog, None
+        if dialog is not None:
+            dialog.stop()  # joins its worker before the dialog may be freed
+            dialog.hide()
+            dialog.deleteLater()
 
     # ---- recording and export -----------------------------------------------------------------
     def toggle_recording(self, checked: bool) -> None:

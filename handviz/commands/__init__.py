@@ -9,6 +9,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "predict",
     "record",
     "replay",
+    "calibrate",
     "export",
     "train",
     "eval",

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,8 +107,9 @@ def load_intrinsics(path: str | Path) -> Calibration:
     """Read a calibration JSON: either {"K": [[fx,0,cx],[0,fy,cy],[0,0,1]]} or
     {"fx":..,"fy":..,"cx":..,"cy":..}, each optionally with "width" and "height" (pixels).
 
-    OpenCV's `camera_matrix` key is accepted as a synonym of "K". Raises InputError naming the
-    file and what is wrong with it.
+    OpenCV's `camera_matrix` key is accepted as a synonym of "K". Other keys are a record of how
+    the file was made (`save_intrinsics`: "dist", "rms_px", "views", "camera", ...) and are not
+    read. Raises InputError naming the file and what is wrong with it.
     """
     path = Path(path)
     try:
@@ -134,6 +137,30 @@ def load_intrinsics(path: str | Path) -> Calibration:
     if not (np.all(np.isfinite(K)) and K[0, 0] > 0 and K[1, 1] > 0):
         raise InputError(f"{path}: focal lengths must be positive finite numbers")
     return Calibration(K=K, width=width, height=height)
+
+
+def save_intrinsics(path: str | Path, K: np.ndarray, width: int, height: int,
+                    extra: Mapping[str, object] | None = None) -> Path:
+    """Write K and the image size as `load_intrinsics` reads them, plus `extra` keys (how it was
+    measured). Written to a temporary file beside `path` and renamed over it, so a full disk or a
+    crash leaves the earlier file whole. Returns the path written."""
+    path = Path(path)
+    data: dict[str, object] = {"K": np.asarray(K, np.float64).reshape(3, 3).tolist(),
+                               "width": int(width), "height": int(height)}
+    data.update(extra or {})
+    text = json.dumps(data, indent=2) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 @dataclass(frozen=True)
