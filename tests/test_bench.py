@@ -156,6 +156,14 @@ def test_app_report_names_the_render_size_of_a_bounded_view(capsys):
     assert "window 1920x1080, viewport 865x814 rendered at 565x531, load" in capsys.readouterr().out
 
 
+def test_app_report_says_where_the_latency_goes(capsys):
+    from handviz.commands.bench import _print_app
+
+    _print_app(_app_report(window_px=[1920, 1080], viewport_px=[865, 814], render_px=[565, 531],
+                           stage_ms={"detect": 21.0, "infer": 32.04, "wait": 0.2, "latency": 68.4}))
+    assert "app pipeline, median ms: detect 21.0, infer 32.0, wait 0.2, latency 68.4" in capsys.readouterr().out
+
+
 def test_bench_rejects_a_soak_of_nothing(capsys):
     assert main(["bench", "--soak", "0"]) == 2
     assert "--soak must be at least 1" in capsys.readouterr().err
@@ -181,6 +189,9 @@ def test_app_bench_counts_frames_the_viewport_displayed():
     assert a["latency_ms"]["p90"] >= a["latency_ms"]["median"] > 0
     # a frame is on screen only after the pipeline delivered it
     assert a["latency_ms"]["median"] >= a["pipeline_latency_ms"]["median"] * 0.5
+    # where it goes: the stages of timing.STAGES, each within the whole
+    assert {"detect", "infer", "latency"} <= set(a["stage_ms"])
+    assert 0 < a["stage_ms"]["detect"] < a["stage_ms"]["latency"] and 0 < a["stage_ms"]["infer"] < a["stage_ms"]["latency"]
     # Every frame shown was captured, but the few in flight when the window opened were captured
     # before it (CI once showed 61 of 60: capture->display takes 1-3 frame times).
     assert a["captured"] + 3 >= a["frames_displayed"]

@@ -113,7 +113,7 @@ class WindowWatch:
         self.events: list[Any] = []
         self.measuring = False
         self.displays: list[tuple[float, float, int]] = []
-        self.pipeline_latency_ms: list[float] = []
+        self.stage_ms: dict[str, list[float]] = {}  # timing.STAGES' names -> ms per result
         self.status_fps: list[float] = []
         self.status_latency_ms: list[float] = []
         self.results = 0  # results that reached the GUI thread
@@ -134,8 +134,9 @@ class WindowWatch:
     def _on_result(self, _gen: int, result: Any, _prepared: Any = None) -> None:
         self.results += 1
         self.result_errors += result.error is not None
-        if self.measuring and "latency" in result.timings_ms:
-            self.pipeline_latency_ms.append(result.timings_ms["latency"])
+        if self.measuring:
+            for stage, ms in result.timings_ms.items():
+                self.stage_ms.setdefault(stage, []).append(ms)
 
     def _on_displayed(self, shown: Any) -> None:
         if self.measuring and shown.latency_s is not None:
@@ -249,6 +250,7 @@ class AppBenchResult:
     status_bar_fps: float  # mean of what the status bar said while measured (same definition as fps)
     status_bar_latency_ms: float  # median of the latency it said (DisplayStats' median, as latency_ms)
     pipeline_latency_ms: dict[str, float]
+    stage_ms: dict[str, float]  # median ms per pipeline stage (timing.STAGES): where the latency goes
     fps_by_hands: dict[str, float]
     hands_mean: float
     hypotheses: int
@@ -273,7 +275,7 @@ class AppBenchResult:
             "seconds": round(self.seconds, 2), "frames_displayed": self.frames_displayed,
             "captured": self.captured, "status_bar_fps": round(self.status_bar_fps, 2),
             "status_bar_latency_ms": round(self.status_bar_latency_ms, 1),
-            "pipeline_latency_ms": self.pipeline_latency_ms, "fps_by_hands": self.fps_by_hands,
+            "pipeline_latency_ms": self.pipeline_latency_ms, "stage_ms": self.stage_ms, "fps_by_hands": self.fps_by_hands,
             "hands_mean": round(self.hands_mean, 3), "hypotheses": self.hypotheses, "backend": self.backend,
             "source": self.source, "source_fps": self.source_fps, "window_px": list(self.window_px),
             "viewport_px": list(self.viewport_px), "render_px": list(self.render_px),
@@ -346,7 +348,8 @@ def bench_app(backend_factory: Callable[[], InferenceBackend] | None, seconds: f
         captured=int(captured),
         status_bar_fps=float(np.mean(watch.status_fps)) if watch.status_fps else float("nan"),
         status_bar_latency_ms=float(np.median(watch.status_latency_ms)) if watch.status_latency_ms else float("nan"),
-        pipeline_latency_ms=_stats_ms([ms / 1000.0 for ms in watch.pipeline_latency_ms]),
+        pipeline_latency_ms=_stats_ms([ms / 1000.0 for ms in watch.stage_ms.get("latency", [])]),
+        stage_ms={k: round(float(np.median(v)), 2) for k, v in watch.stage_ms.items()},
         fps_by_hands=fps_by_hands(displays),
         hands_mean=float(np.mean([d[2] for d in displays])) if displays else 0.0,
         hypotheses=n_hypotheses,

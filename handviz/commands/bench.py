@@ -145,6 +145,8 @@ def _print_app(a: dict) -> None:
           f"p90 {a['latency_ms']['p90']:.0f} ms; dropped {a['dropped']} of {a['captured']} captured "
           f"[{a['backend']}, N={a['hypotheses']}, {a['source']} at {a['source_fps']} fps, "
           f"window {_size(a['window_px'])}, viewport {_size(a['viewport_px'])}{_rendered(a)}, load {a['loadavg_1m']}]")
+    if a.get("stage_ms"):  # where the latency goes
+        print("app pipeline, median ms: " + ", ".join(f"{k} {v:.1f}" for k, v in a["stage_ms"].items()))
 
 
 def _size(pixels: list[int]) -> str:
