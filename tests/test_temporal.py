@@ -95,15 +95,18 @@ def test_a_finger_flipped_in_one_frame_is_out_voted():
     assert moved["slow"][-1] < moved["shipped"][-1]
 
 
-def test_joints_stay_on_the_frames_rays_and_the_cloud_is_centred_on_them():
+def test_joints_stay_near_the_frames_keypoints_and_the_cloud_is_centred_on_them():
+    """Each joint is filtered on its keypoint ray, then the bones are set to the person's lengths:
+    the hand leaves its rays by a few pixels (MediaPipe's own 2D error is ~10 % of the hand)."""
     rng = np.random.default_rng(1)
     truth = true_hand()
     video = VideoHands()
-    for k in range(10):
+    for k in range(40):
         frame = observed(truth + [3.0 * k, 0, 0], noisy_depths(rng))
         out = video([frame], K, k / FPS)[0]
-        assert np.allclose(project(out.joints_3d, K), frame.keypoints_2d, atol=1e-2)
-        assert np.allclose(project(out.joint_hypotheses, K), frame.keypoints_2d[None], atol=1e-2)
+        size = np.linalg.norm(np.ptp(frame.keypoints_2d, axis=0))
+        off = np.linalg.norm(project(out.joints_3d, K) - frame.keypoints_2d, axis=1) / size
+        assert np.median(off) < 0.015 and off.max() < 0.06
         assert np.allclose(out.joint_hypotheses.mean(axis=0), out.joints_3d, atol=1e-2)
         assert np.allclose(out.joint_hypotheses[:, 0], out.joints_3d[0], atol=1e-3)  # the wrist is place
 
@@ -123,6 +126,7 @@ def test_bone_lengths_are_learnt_then_held_while_the_frames_disagree():
     cv = lambda lengths: np.median(np.std(lengths, axis=0) / np.mean(lengths, axis=0))
     assert cv(held) < 0.6 * cv(seen)
     assert np.array_equal(skeletons[TemporalConfig().skeleton_frames], skeletons[-1])  # held
+    assert np.allclose(held, skeletons[-1], rtol=1e-6)  # and the hand shown has exactly those bones
     # learnt from noisy depths on exact rays: a little long (the noise lengthens bones), not wild
     assert np.allclose(skeletons[-1], link_lengths(true_hand()), rtol=0.3)
 
