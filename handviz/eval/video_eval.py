@@ -210,7 +210,7 @@ def _bvh_error(joints: np.ndarray, fps: float) -> float | None:
     have = np.all(np.isfinite(joints), axis=(1, 2))
     if have.sum() < 2:
         return None
-    motion = fit_motion(joints[have], np.flatnonzero(have) / fps, "Right")
+    motion = fit_motion(joints[have], np.flatnonzero(have) / fps, "Right", fixed_bones=True)  # as BVH export
     return float(np.mean(motion.fit_error_mm))
 
 

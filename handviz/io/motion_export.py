@@ -93,8 +93,8 @@ def export_motion(reader: SessionReader, out: str | Path, *, fmt: str = "glb", u
     if not tracks:
         raise ValueError("no frame has a hand to animate")
     start = min(t.times[0] for t in tracks)
-    motions = [fit_motion(np.stack(t.joints), np.asarray(t.times) - start, t.handedness, UNIT_SCALE[units])
-               for t in tracks]
+    motions = [fit_motion(np.stack(t.joints), np.asarray(t.times) - start, t.handedness, UNIT_SCALE[units],
+                          fixed_bones=fmt == "bvh") for t in tracks]
     out = Path(out)
     if fmt == "glb":
         from handviz.io.gltf_motion import write_motion_glb
