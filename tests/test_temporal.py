@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -126,7 +128,7 @@ def test_bone_lengths_are_learnt_then_held_while_the_frames_disagree():
     cv = lambda lengths: np.median(np.std(lengths, axis=0) / np.mean(lengths, axis=0))
     assert cv(held) < 0.6 * cv(seen)
     assert np.array_equal(skeletons[TemporalConfig().skeleton_frames], skeletons[-1])  # held
-    assert np.allclose(held, skeletons[-1], rtol=1e-6)  # and the hand shown has exactly those bones
+    assert np.allclose(held, skeletons[-1], rtol=0, atol=1e-3)  # the hand shown has those bones (float32)
     # learnt from noisy depths on exact rays: a little long (the noise lengthens bones), not wild
     assert np.allclose(skeletons[-1], link_lengths(true_hand()), rtol=0.3)
 
@@ -185,3 +187,29 @@ def test_a_broken_estimate_is_left_alone(bad: float):
     frame = observed(true_hand(), np.zeros(21))
     frame.joints_3d[3, 2] = bad
     assert VideoHands()([frame], K, 0.0)[0] is frame
+
+
+def test_the_keypoints_shake_less_and_a_steady_motion_is_followed():
+    """MediaPipe's keypoints shake by a few pixels on a still hand; the lines of sight are
+    smoothed, so the hand shown shakes less, while a hand moving steadily is not left behind."""
+    rng = np.random.default_rng(3)
+    truth = true_hand()
+    shaken, shown = [], []
+    video = VideoHands()
+    for k in range(60):
+        frame = observed(truth, np.zeros(21))
+        kp_noise = rng.normal(0, 2.0, (21, 2))
+        rays = np.c_[(frame.keypoints_2d + kp_noise - K[:2, 2]) / np.diag(K)[:2], np.ones(21)]
+        joints = rays * frame.joints_3d[:, 2:]
+        frame = dataclasses.replace(frame, keypoints_2d=(frame.keypoints_2d + kp_noise).astype(np.float32),
+                                    joints_3d=joints.astype(np.float32))
+        out = video([frame], K, k / FPS)[0]
+        if k >= 30:
+            shaken.append(frame.keypoints_2d)
+            shown.append(project(out.joints_3d, K))
+    assert np.std(shown, axis=0).mean() < 0.75 * np.std(shaken, axis=0).mean()
+    video = VideoHands()
+    for k in range(30):  # 20 cm/s across the view
+        moved = truth + [200.0 * k / FPS, 0, 0]
+        out = video([observed(moved, np.zeros(21))], K, k / FPS)[0]
+    assert np.abs(project(out.joints_3d, K) - project(moved, K)).max() < 3.0
