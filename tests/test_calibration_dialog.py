@@ -61,6 +61,15 @@ def calibrate_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name == "handviz-calibrate"]
 
 
+def assert_text_fits(dialog: CalibrationDialog) -> None:
+    """Every wrapped label is as tall as its text at its width (a 0-high resize cut the first lines)."""
+    from PySide6.QtWidgets import QLabel
+
+    for label in dialog.findChildren(QLabel):
+        if label.text():
+            assert label.height() >= label.heightForWidth(label.width()), label.text()
+
+
 def test_dialog_collects_views_solves_and_saves(qtbot, board_rgb, tmp_path):
     saved = []
 
@@ -72,6 +81,8 @@ def test_dialog_collects_views_solves_and_saves(qtbot, board_rgb, tmp_path):
     qtbot.addWidget(dialog)
     dialog.show()
     assert not dialog.isModal() and dialog.progress_label.text().startswith("0 / 12 views")
+    qtbot.wait(50)
+    assert_text_fits(dialog)
     feed(dialog, board_rgb[:4])  # four poses only: progress, but no solve
     qtbot.waitUntil(lambda: dialog.bar.value() == 4, timeout=WAIT_MS)
     assert dialog.progress_label.text().startswith("4 / 12 views") and "new position" in dialog.progress_label.text()
@@ -82,6 +93,8 @@ def test_dialog_collects_views_solves_and_saves(qtbot, board_rgb, tmp_path):
     assert abs(load_intrinsics(tmp_path / "cam.json").K[0, 0] / TRUE_K[0, 0] - 1) < 0.02
     assert "Focal length" in dialog.result_label.text() and "RMS" in dialog.result_label.text()
     assert dialog.buttons.button(QDialogButtonBox.StandardButton.Cancel).text() == "Close"
+    qtbot.wait(50)
+    assert_text_fits(dialog)
     dialog.reject()
     assert not calibrate_threads()
 

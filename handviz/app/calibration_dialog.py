@@ -92,10 +92,18 @@ class CalibrationDialog(QDialog):
         self._generation = 0
         self._last_offer = float("-inf")
         self.saved_path: Path | None = None
-        self.resize(420, 0)
+        self.setMinimumWidth(460)
+        self._fit_text()
         self.restart()
 
     # ---- GUI thread ---------------------------------------------------------------------------
+    def _fit_text(self) -> None:
+        """Tall enough for the wrapped text at the current width: a top-level window does not
+        grow for a label's height-for-width by itself (without it the first lines were cut)."""
+        width = max(self.width(), self.minimumWidth())
+        self.resize(width, max(self.height() if self.isVisible() else 0, self.heightForWidth(width),
+                               self.sizeHint().height()))
+
     def offer_frame(self, image: np.ndarray) -> None:
         """A frame the window drew ((H, W, 3) uint8 RGB); looked at unless one was taken lately."""
         now = time.monotonic()
@@ -157,6 +165,7 @@ class CalibrationDialog(QDialog):
                                   f"{result.hfov_deg:.1f}° · RMS error {result.rms_px:.2f} px "
                                   f"({result.views} views at {result.width}x{result.height})")
         self.buttons.button(QDialogButtonBox.StandardButton.Cancel).setText("Close")
+        self._fit_text()
         log.info("calibrated: %s -> %s", result.summary(), path)
         self.calibrated.emit(path)
 
@@ -165,6 +174,7 @@ class CalibrationDialog(QDialog):
             return
         self.progress_label.setText("Not calibrated; the intrinsics in use are unchanged.")
         self.result_label.setText(f"{message}\nPress Start over to try again.")
+        self._fit_text()
 
 
 def _work(gen: int, calibrator: CheckerboardCalibrator, queue: LatestQueue[np.ndarray], checked: Signal,
