@@ -84,12 +84,20 @@ def test_window_draws_at_most_once_per_refresh_and_status_bar_shows_displayed_fp
         show_numbers(*args, **kwargs)
 
     w.status.show_numbers = spy
+    draw, drawn_at = w.presenter._draw, []
+
+    def timed_draw(*args):
+        drawn_at.append(timing.now())
+        return draw(*args)
+
+    w.presenter._draw = timed_draw
     w.show()
     window_s = w.presenter.stats.window_s
     # a dozen displays, and more than one full window of them
     qtbot.waitUntil(lambda: len(shown) >= 12 and timing.now() - shown[0].displayed_at > window_s + 0.5, timeout=WAIT_MS)
-    gaps = np.diff([d.displayed_at for d in shown])
-    assert gaps.min() >= 0.8 * w.presenter.period_s  # never two displays within one refresh
+    # never two draws within one refresh (a render may end sooner after the last one than that,
+    # when the last one took longer: CI once saw displays 12.8 ms apart at 60 Hz under load)
+    assert np.diff(drawn_at).min() >= 0.9 * w.presenter.period_s
     assert all(d.hands == 1 and d.latency_s is not None and d.latency_s > 0 for d in shown)
     qtbot.waitUntil(lambda: refreshes and refreshes[-1][0] - shown[0].displayed_at > window_s, timeout=WAIT_MS)
     at, by_then = refreshes[-1]
