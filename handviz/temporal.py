@@ -56,9 +56,10 @@ WHITE_NOISE_MM = 1.0
 class TemporalConfig:
     """The temporal model's assumptions, each with its unit and its measured reason: the dev set's
     8 real videos (`handviz eval --real DIR --videos`), mean of 3 seeds, against these settings
-    (PA-MPJPE 10.16 mm, 0.97x the same frames as photos; acceleration 0.62x MediaPipe's;
-    bone-length CV 1.7 %; 90 % ball 87 %). The figures per setting below were measured before the
-    hand shown got the skeleton's bones exactly, against 10.32 mm and a bone-length CV of 5.9 %.
+    (PA-MPJPE 10.19 mm, 0.98x the same frames as photos; acceleration 0.57x MediaPipe's;
+    bone-length CV 1.7 %; 90 % ball 87 %). Most figures per setting below were measured before the
+    hand shown got the skeleton's bones exactly and the lines of sight were smoothed, against
+    10.32 mm and a bone-length CV of 5.9 %.
 
     depth_noise_scale: a frame's depth error SD per joint is this times its joint_radius_90
       (0.7: 10.30 mm but the ball holds 78 %; the cloud keeps the frames' calibration at 1).

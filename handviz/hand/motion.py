@@ -148,7 +148,7 @@ def session_bones(rotations: np.ndarray, rest_joints: np.ndarray, parents: tuple
     length, in its rest direction; the wrist's children sit at the track's mean palm (in the
     palm's own frame); the wrist turns by the rotation that best lays that palm on each frame's
     (Kabsch), and every other bone keeps its fitted rotation turned by the smallest swing that
-    points its child at the track's joint (the fitted twist stays). 5.1 -> 1.6 mm.
+    points its child at the track's joint (the fitted twist stays): 5.1 -> 1.5 mm.
     """
     tgt = np.asarray(targets, np.float64)
     offsets = rest_joints - rest_joints[list(np.maximum(parents, 0))]
