@@ -115,22 +115,15 @@ def _frames(args: argparse.Namespace) -> tuple[str, Generator[tuple[str, np.ndar
 
 
 def _read_live(source, timeout_s: float, max_frames: int | None) -> Iterator[tuple[str, np.ndarray]]:
-    deadline = time.monotonic() + timeout_s
     print(f"show the board to camera {source.index}: {timeout_s:g} s", file=sys.stderr)
+    return _read_source(source, max_frames, time.monotonic() + timeout_s)
+
+
+def _read_source(source, max_frames: int | None, deadline: float = float("inf")) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, image) pairs until the source ends, max_frames were read or the deadline (monotonic s)."""
     with source:
         k = 0
         while time.monotonic() < deadline and (max_frames is None or k < max_frames):
-            image = source.read()
-            if image is None:
-                return
-            k += 1
-            yield f"frame {k}", image
-
-
-def _read_source(source, max_frames: int | None) -> Iterator[tuple[str, np.ndarray]]:
-    with source:
-        k = 0
-        while max_frames is None or k < max_frames:
             image = source.read()
             if image is None:
                 return
