@@ -425,3 +425,49 @@ def test_report_against_a_hand_computed_example(example):
     assert (groups["cam1"]["num_hands"], groups["cam1"]["num_missed"], groups["cam1"]["num_unlabelled"]) == (4, 1, 1)
     assert groups["cam0"]["ratio_cascade_to_mediapipe"] == pytest.approx(3.0 / 4.2, abs=1e-4)
     assert groups["cam1"]["ratio_cascade_to_mediapipe"] == pytest.approx(0.5 / 0.8, abs=1e-4)
+
+
+def test_checks_follow_each_tracked_hand_even_when_two_share_a_label(monkeypatch, tmp_path):
+    """Two still hands both labelled "Right" (a HaMeR example photo): each is its own sequence, so
+    the clip's jitter is each hand's shake, not the jump between them (it read 205 mm)."""
+    import cv2
+
+    import handviz.pipeline.detector as detector_module
+    from handviz.eval.run_checks import run_checks
+    from handviz.types import Detection, HandEstimate
+
+    class TwoRights:
+        def __init__(self, **_):
+            pass
+
+        def detect(self, rgb):
+            hands = []
+            for track, x in enumerate((0.25, 0.75)):
+                kp = np.stack([np.linspace(x - 0.05, x + 0.05, 21) * rgb.shape[1],
+                               np.linspace(0.7, 0.3, 21) * rgb.shape[0]], axis=1).astype(np.float32)
+                world = np.stack([np.linspace(-30, 30, 21), np.linspace(40, -60, 21), np.zeros(21)], axis=1)
+                hands.append(Detection(kp, world.astype(np.float32), "Right", 0.9, track=track))
+            return hands
+
+        def close(self):
+            pass
+
+    class StillCascade:  # each hand where its keypoints say, at 40 cm
+        mesh_pull = None
+
+        def predict(self, detections, K, **_):
+            out = []
+            for d in detections:
+                rays = np.c_[(d.keypoints_2d - K[:2, 2]) / np.diag(K)[:2], np.ones(21)]
+                joints = (rays * 400.0).astype(np.float32)
+                out.append(HandEstimate(d.handedness, d.score, d.keypoints_2d, joints, joints[None].repeat(4, 0),
+                                        np.zeros(21, np.float32), np.zeros((0, 3), np.float32), d.world_3d,
+                                        track=d.track))
+            return out
+
+    monkeypatch.setattr(detector_module, "HandDetector", TwoRights)
+    photo = tmp_path / "two.png"
+    cv2.imwrite(str(photo), np.full((240, 320, 3), 128, np.uint8))
+    report = run_checks(StillCascade(), [photo], n_hypotheses=4, clip_frames=10)
+    jitter = report["inputs"][0]["cascade_jitter_mm"]
+    assert sorted(jitter) == ["Right 0", "Right 1"] and max(jitter.values()) < 1.0

@@ -127,9 +127,10 @@ def run_checks(cascade: Any, paths: Sequence[str | Path], n_hypotheses: int = HY
                 estimates = cascade.predict(detector.detect(rgb), K, n_hypotheses=n_hypotheses, seed=FRAME_SEED)
                 estimates = over_time(estimates, K, k / CLIP_FPS)
                 entry["frames"] += 1
-                for est in estimates:
-                    track.setdefault(est.handedness, []).append(est.joints_3d)
-                    track_mp.setdefault(est.handedness, []).append(est.mediapipe_world_3d)
+                for est in estimates:  # by track: two hands may carry one label (two "Right"s: 205 mm)
+                    key = est.handedness if est.track is None else f"{est.handedness} {est.track}"
+                    track.setdefault(key, []).append(est.joints_3d)
+                    track_mp.setdefault(key, []).append(est.mediapipe_world_3d)
                 if k == 0:
                     flipped = np.ascontiguousarray(rgb[:, ::-1])
                     mirrored = cascade.predict(still.detect(flipped), K, n_hypotheses=n_hypotheses, seed=FRAME_SEED)
