@@ -68,10 +68,11 @@ class TemporalConfig:
     articulation_accel: each joint's depth from the wrist, the same (5000: same; 3000 lags behind
       the grasping hand, +0.44 mm; a still-hand model (300) would out-vote one-frame flips of a
       finger, which the dev set's videos do not have: 9 spikes over 15 mm in 873 frame
-      triplets, none over 21 mm). It lets a still hand's depths shake as the frames do: the
-      still-clip jitter of `eval --checks` is 2.5 mm (1000: 2.1 mm). Scaling it down while the
-      keypoints are still (by their filtered speed, to 3 % below 600 px/s) gave 2.1 mm, but the
-      dev set's grasping hand 10.20 -> 10.68 mm: not taken.
+      triplets, none over 21 mm). It lets a still hand's depths shake as the frames do (on the
+      thumbs_up_large clip of `eval --checks`: 2.5 mm, 2.3 mm of it in depth; 1000: 2.1 mm).
+      Scaling it down while the keypoints are still (by their filtered speed, to 3 % below
+      600 px/s) took the checks' median from 2.5 to 2.1 mm (two hands of one label then counted
+      as one sequence), but the dev set's grasping hand from 10.20 to 10.68 mm: not taken.
     error_time_s: how long a frame estimate's error lasts, s (the cascade's depth errors correlate
       0.97 from one frame to the next on the dev set, yet 0.3 s: +0.04-0.24 mm; without it (white):
       PA within 0.05 mm, bone-length CV 7.0 %).
