@@ -21,6 +21,7 @@ import numpy as np
 from handviz.hand.articulation import angles_to_rotmats_np, joint_frames
 from handviz.hand.asset import HandAsset, load_hand_asset
 from handviz.hand.fit import FitConfig, fit_hand_to_joints
+from handviz.hand.rotations import axis_angle_to_rotmat_np
 from handviz.types import NUM_JOINTS, HandJoint
 
 MIRROR = np.diag([-1.0, 1.0, 1.0])
@@ -125,17 +126,12 @@ def _kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def _swing(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """(T, 3, 3) the smallest rotations taking directions u (T, 3) onto v (T, 3) (Rodrigues)."""
+    """(T, 3, 3) the smallest rotations taking directions u (T, 3) onto v (T, 3)."""
     u = u / np.linalg.norm(u, axis=-1, keepdims=True)
     v = v / np.linalg.norm(v, axis=-1, keepdims=True)
     axis = np.cross(u, v)
     sin, cos = np.linalg.norm(axis, axis=-1), np.einsum("ti,ti->t", u, v)
-    k = axis / np.maximum(sin, 1e-12)[:, None]
-    K = np.zeros((len(u), 3, 3))
-    K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
-    K = K - K.transpose(0, 2, 1)
-    angle = np.arctan2(sin, cos)[:, None, None]
-    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
+    return axis_angle_to_rotmat_np(axis / np.maximum(sin, 1e-12)[:, None], np.arctan2(sin, cos))
 
 
 def session_bones(rotations: np.ndarray, rest_joints: np.ndarray, parents: tuple[int, ...],
