@@ -12,15 +12,16 @@ real photos (measured in issue 10), and the cloud's make-up (issue 20), are appl
    length on its rays. That average is the estimate.
 3. **The cloud is doubt about the hand's shape.** Every hypothesis keeps the estimate's wrist,
    size and distance (where the hand is, which one image leaves open, is handviz.placement's
-   interval, not spread). Half of them are blends of the depth sources on the rays (if one
-   source, or a mix of them, is right for this photo, one of these is near it: the best of N);
-   each of the others leans every digit toward or away from the camera, about its base, by a
-   normal draw times its joints' expected error (``JointDoubt``). That error is predicted from
-   what says the evidence is weak: MediaPipe's image z straying from the fused depth, and how
-   far MediaPipe's keypoints and world landmarks move on slightly changed copies of the photo
-   (handviz.pipeline.augment). On the dev set's real photos (issue 20, 5 seeds) the cloud's
-   90 % ball holds the truth for 85 % of joints at a mean radius of 14.5 mm, and its radii rank
-   the per-joint error at Pearson 0.36 (0.01 on the held-out set before).
+   interval, not spread). Some are blends of the depth sources on the rays (if one source, or a
+   mix of them, is right for this photo, one of these is near it: the best of N); each of the
+   others leans one digit toward or away from the camera by its joints' 90 % radius
+   (``JointDoubt``), the digits in turn. That radius is predicted from what says the evidence is
+   weak: MediaPipe's image z straying from the fused depth, and how far MediaPipe's keypoints and
+   world landmarks move on slightly changed copies of the photo (handviz.pipeline.augment). One
+   digit per hypothesis, not every digit a little: the radius is the same, but a hypothesis
+   strays only where it leans (dev set, 5 seeds: a leaning hypothesis 1.56x -> 1.30x the
+   estimate's error, the 90 % ball holding the truth for 86 % of joints at 16.6 mm, radii
+   ranking the per-joint error at Pearson 0.38 -> 0.50; weights/MODEL_CARD.md).
 
 Shapes: joints (N, 21, 3) or (21, 3) in mm, camera frame (x right, y down, z forward); kp2d
 (21, 2) px; K (3, 3).
@@ -28,6 +29,7 @@ Shapes: joints (N, 21, 3) or (21, 3) in mm, camera frame (x right, y down, z for
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,10 +56,12 @@ class PosteriorConfig:
     The cloud: doubt about the hand's shape only (where the hand is, size against distance, is
     `distance_interval`). blend_fraction: the share of hypotheses that are blends of the depth
     sources, exactly on the keypoint rays, their differences scaled by blend_spread_scale (they
-    carry the best of N; 1.0 against 0.5: best-of-32 9.61 against 9.73 mm, 50 % ball 27 against
-    12 %). The rest lean each digit toward or away from the camera by the joints' expected error,
-    `JointDoubt`, which on photos also uses MediaPipe's moves under test-time augmentation
-    (`handviz.pipeline.augment`).
+    carry the best of N). Each of the rest leans one digit toward or away from the camera by its
+    joints' 90 % radius, `JointDoubt` (which on photos also uses MediaPipe's moves under
+    test-time augmentation, `handviz.pipeline.augment`) times lean_profile: the share of that
+    radius at the digit's base, its two middle joints and its tip (the base on the palm moves
+    less, so the palm keeps its length; the tip, wrong most often, most). thumb_lean_share: the
+    thumb's leans times this (on the dev set its radii fell short of its error most often).
     """
 
     world_weight: float = 1 / 3
@@ -66,6 +70,8 @@ class PosteriorConfig:
     length_sd: float = 0.0
     blend_fraction: float = 0.0
     blend_spread_scale: float = 1.0
+    lean_profile: tuple[float, float, float, float] = (0.5, 1.0, 1.0, 1.0)
+    thumb_lean_share: float = 1.0
     doubt: JointDoubt = field(default_factory=lambda: JointDoubt())
 
     def __post_init__(self) -> None:
@@ -74,6 +80,9 @@ class PosteriorConfig:
                              "non-negative and sum to at most 1 (our own depth gets the rest)")
         if not 0 <= self.blend_fraction <= 1:
             raise ValueError(f"blend_fraction {self.blend_fraction} must lie in [0, 1]")
+        if len(self.lean_profile) != _JOINTS_PER_DIGIT or min(self.lean_profile) < 0:
+            raise ValueError(f"lean_profile {self.lean_profile} must be {_JOINTS_PER_DIGIT} non-negative shares "
+                             "(a digit's base, its two middle joints, its tip)")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> PosteriorConfig:
@@ -85,12 +94,15 @@ class PosteriorConfig:
             raise ValueError(f"unknown posterior settings {sorted(unknown)}; known: {sorted(known)}")
         if "doubt" in d:
             d["doubt"] = JointDoubt.from_dict(d["doubt"])
+        if "lean_profile" in d:
+            d["lean_profile"] = tuple(float(v) for v in d["lean_profile"])
         return cls(**d)
 
 
 @dataclass(frozen=True)
 class JointDoubt:
-    """Each joint's expected 3D error (mm) from the evidence that the photo is hard, linear in:
+    """Each joint's 90 % radius (mm): how far its 3D error may reach, linear in the evidence
+    that the photo is hard:
 
     - image_z: how far MediaPipe's image-landmark depth disagrees with the fused depth
       (wrist-relative, mm); the strongest single signal on the dev set (per-joint Pearson 0.33
@@ -100,9 +112,10 @@ class JointDoubt:
       hand's distance; per-photo Spearman 0.42);
     - tta_world: how far its world landmarks move under the same changes (after a similarity).
 
-    Fitted by least squares on the dev set and scaled so that the 90 % ball holds the truth about
-    90 % of the time (weights/MODEL_CARD.md). Without test-time augmentation (live video) only
-    image_z is known, with its own fit (base_mm_without_tta, image_z_without_tta).
+    Fitted by least squares on the dev set to the estimate's error and scaled so that the 90 %
+    ball holds the truth about 85-90 % of the time (weights/MODEL_CARD.md). Without test-time
+    augmentation (live video) only image_z is known, with its own fit (base_mm_without_tta,
+    image_z_without_tta).
     """
 
     base_mm: float = 5.0
@@ -121,7 +134,7 @@ class JointDoubt:
 
     def expected_error(self, image_z_gap: np.ndarray, tta_keypoints: np.ndarray | None,
                        tta_world: np.ndarray | None) -> np.ndarray:
-        """(21,) mm from (21,) mm features; the TTA ones None when the photo was not augmented."""
+        """(21,) mm radii from (21,) mm features; the TTA ones None when the photo was not augmented."""
         if tta_keypoints is None or tta_world is None:
             return self.base_mm_without_tta + self.image_z_without_tta * image_z_gap
         return self.base_mm + self.image_z * image_z_gap + self.tta_keypoints * tta_keypoints + \
@@ -232,6 +245,7 @@ def finger_depth_modes(hand: np.ndarray) -> np.ndarray:
 
 
 #: Each digit's joints from the wrist, (5, 5), and the digit of each of those 20 joints.
+_JOINTS_PER_DIGIT = len(DIGIT_CHAINS[0])
 _DIGIT_PATHS = np.array([[0, *chain] for chain in DIGIT_CHAINS])
 _DIGIT_JOINTS = _DIGIT_PATHS[:, 1:].ravel()
 _DIGIT_OF_JOINT = np.repeat(np.arange(len(DIGIT_CHAINS)), _DIGIT_PATHS.shape[1] - 1)
@@ -301,8 +315,8 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
 
     The output's mean is the fused hand, on the keypoint rays (up to cfg.ray_tolerance). The
     first round(cfg.blend_fraction x N) hypotheses are blends of the depth sources on the rays
-    (see PosteriorConfig); each of the others leans every digit toward or away from the camera
-    by a normal draw times its joints' expected error (`JointDoubt`). All share the estimate's
+    (see PosteriorConfig); each of the others leans one digit toward or away from the camera by
+    its joints' 90 % radius (`JointDoubt` x cfg.lean_profile). All share the estimate's
     wrist, size and distance, on the keypoint rays: the cloud is doubt about shape.
     """
     hyps = np.asarray(hyps_rel, np.float64)
@@ -328,25 +342,53 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
         depth_dev[blend] = cfg.blend_spread_scale * mix[blend] @ gaps
     pull = _world_pull(mean, rays, world, cfg)  # (21, 2): sideways, within tolerance
     centre = on_rays(centre_depth, rays + pull)  # the fused hand
-    # The doubt: each joint's expected error, from how far the image z strays and how MediaPipe
+    # The doubt: each joint's 90 % radius, from how far the image z strays and how MediaPipe
     # moves under small changes of the photo.
     image_z = observed.get("image_z")
     z_gap = np.zeros(len(mean)) if image_z is None else np.abs((image_z - image_z[0]) - (centre_depth - centre_depth[0]))
     mm_per_px = float(centre[0, 2]) / fx
     tta_kp, tta_w = tta_spreads(kp2d, tta_keypoints, mediapipe_world, tta_world, mm_per_px)
     sigma = cfg.doubt.expected_error(z_gap, tta_kp, tta_w)  # (21,) mm
-    lean = rng.standard_normal((n, len(DIGIT_CHAINS)))[:, _DIGIT_OF_JOINT]  # (N, 20): one draw per digit
     rest = ~blend
-    depth_dev[np.ix_(rest, _DIGIT_JOINTS)] = lean[rest] * sigma[_DIGIT_JOINTS]
-    # Wrist-relative, a digit's base on the palm moved half as far (the palm keeps its length),
-    # and each kind centred on the estimate: every hypothesis keeps the estimate's wrist, so
-    # placed by the estimate's root translation it lies on its rays.
-    depth_dev = (depth_dev - depth_dev[:, :1]) * _BASE_SHARE_OF_JOINT
-    depth_dev = _centred(_centred(depth_dev, blend), rest)
+    lean = _digit_leans(rng, n, rest)[:, _DIGIT_OF_JOINT]  # (N, 20)
+    # Blends: wrist-relative, a digit's base on the palm moved half as far (the palm keeps its
+    # length), centred on the estimate. Leans: one digit each, by its joints' 90 % radius (the
+    # doubt times the joint's share along the digit); they alternate in sign, so their mean is
+    # the estimate already. Every hypothesis keeps the estimate's wrist, so placed by the
+    # estimate's root translation it lies on its rays.
+    depth_dev[blend] = (depth_dev[blend] - depth_dev[blend, :1]) * _BASE_SHARE_OF_JOINT
+    depth_dev = _centred(depth_dev, blend)
+    profile = np.tile(np.asarray(cfg.lean_profile, np.float64), len(DIGIT_CHAINS))
+    profile[_DIGIT_OF_JOINT == 0] *= cfg.thumb_lean_share
+    depth_dev[np.ix_(rest, _DIGIT_JOINTS)] = lean[rest] * sigma[_DIGIT_JOINTS] * profile
     cam = on_rays(centre_depth[None] + depth_dev, rays[None] + pull)
     rel = cam - cam[:, :1]
     # The cloud's mean is the fused hand: the doubt widens the cloud, it must not move the estimate.
     return rel - rel.mean(axis=0) + (centre - centre[:1])
+
+
+def _digit_leans(rng: np.random.Generator, n: int, rows: np.ndarray) -> np.ndarray:
+    """(N, 5) of 0 and +-1: the selected rows lean one digit each (some two when N is small),
+    the digits taken in turn (a random order), each digit's leans alternating toward and away
+    from the camera. Each digit leans in just enough of the N hypotheses for `np.quantile`'s
+    90 % point to fall on its leans (4 of 32, 2 of 8), so its 90 % radius is the lean."""
+    digits = len(DIGIT_CHAINS)
+    out = np.zeros((n, digits))
+    m = int(rows.sum())
+    if m == 0:
+        return out
+    # np.quantile's 90 % point of n values lies at 0.9 (n - 1) in sorted order: above its floor,
+    # or above the point itself where that puts 70 % of its weight on the leans.
+    point = 0.9 * (n - 1)
+    per_digit = n - math.floor(point) - (1 if point - math.floor(point) >= 0.7 else 0)
+    slots = max(digits * per_digit, m)  # and every row leans one digit at least
+    per_row = np.minimum(digits, slots // m + (np.arange(m) < slots % m))
+    slot = np.arange(per_row.sum())  # consecutive slots of one row are distinct digits
+    row = np.repeat(np.flatnonzero(rows), per_row)
+    digit = rng.permutation(digits)[slot % digits]
+    first_sign = rng.choice([-1.0, 1.0], size=digits)
+    out[row, digit] = first_sign[digit] * np.where((slot // digits) % 2 == 0, 1.0, -1.0)
+    return out
 
 
 def _centred(draws: np.ndarray, rows: np.ndarray) -> np.ndarray:

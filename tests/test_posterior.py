@@ -331,3 +331,45 @@ def test_the_estimate_is_placed_at_the_typical_adult_size_inside_its_interval():
     assert np.allclose(project(placed, K), project(hand, K), atol=1e-4)
     near, far = distance_interval(placed)
     assert near < np.linalg.norm(placed[0]) < far
+
+
+def test_each_leaning_hypothesis_leans_one_digit_by_its_radius_and_every_digit_as_often():
+    """The leaning kind: one digit per hypothesis, toward or away from the camera by exactly the
+    doubt times the joint's share (lean_profile), the digits in turn and their signs alternating,
+    so every digit's 90 % radius is its doubt while a hypothesis strays on one digit only."""
+    hyps, kp, world = _setup(0.0)
+    profile = (0.5, 0.7, 0.9, 1.0)
+    doubt = JointDoubt(base_mm=10.0, image_z=0.0, base_mm_without_tta=10.0, image_z_without_tta=0.0)
+    cfg = PosteriorConfig(world_weight=0.0, image_z_weight=0.0, blend_fraction=0.0, lean_profile=profile, doubt=doubt)
+    post = posterior_hypotheses(hyps[:30], kp, K, None, cfg, None, rng=np.random.default_rng(3))  # all leaning
+    placed = _placed(post, kp)
+    depth_dev = placed[..., 2] - placed.mean(0)[..., 2]  # (32, 21)
+    chains = np.array(DIGIT_CHAINS)
+    moved = np.abs(depth_dev[:, chains[:, -1]]) > 1.0  # (32, 5): which digit's tip moved
+    assert np.all(moved.sum(axis=1) == 1)  # one digit each
+    assert np.all(moved.sum(axis=0) == 6)  # 30 leans over 5 digits, in turn
+    leaned = np.abs(depth_dev[:, chains]).max(axis=0)  # (5, 4): the largest depth move per joint
+    assert np.allclose(leaned, 10.0 * np.array(profile), rtol=0.02)
+    assert np.abs(project(placed, K) - kp).max() < 0.05  # still on the keypoint rays
+
+
+def test_lean_profile_comes_from_json_as_four_shares():
+    cfg = PosteriorConfig.from_dict({"lean_profile": [0.8, 0.7, 0.8, 1.0]})
+    assert cfg.lean_profile == (0.8, 0.7, 0.8, 1.0)
+    with pytest.raises(ValueError, match="lean_profile"):
+        PosteriorConfig(lean_profile=(1.0, 1.0, 1.0))
+
+
+@pytest.mark.parametrize("n", [8, 16, 32, 64])
+def test_every_digit_leans_in_enough_hypotheses_for_the_90_percent_radius(n):
+    """With few hypotheses some lean two digits, so the 90 % quantile over N still falls on a
+    digit's leans: the radius reported is the doubt, not a shrunken one."""
+    hyps, kp, world = _setup(0.0)
+    hyps = np.concatenate([hyps] * 2)[:n]
+    doubt = JointDoubt(base_mm=10.0, image_z=0.0, base_mm_without_tta=10.0, image_z_without_tta=0.0)
+    cfg = PosteriorConfig(world_weight=0.25, image_z_weight=0.25, blend_fraction=0.375, lean_profile=(1, 1, 1, 1),
+                          blend_spread_scale=0.0, doubt=doubt)
+    post = posterior_hypotheses(hyps, kp, K, world, cfg, None, rng=np.random.default_rng(n))
+    radius = np.quantile(np.abs(post[..., 2] - post.mean(0)[..., 2]), 0.9, axis=0)
+    tips = [chain[-1] for chain in DIGIT_CHAINS]
+    assert np.all(radius[tips] > 0.65 * 10.0)

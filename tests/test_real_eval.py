@@ -410,8 +410,9 @@ def test_report_against_a_hand_computed_example(example):
         sample = labelled[n - 1]
         errors = M.per_hypothesis_error(est.joint_hypotheses[None][:, :, sample.visible],
                                         sample.joints_mm[None][:, sample.visible])[0]
-        assert row[n]["cascade_hypothesis_pa_mpjpe_first_half_mm"] == pytest.approx(errors[:3].mean(), abs=1e-3)
-        assert row[n]["cascade_hypothesis_pa_mpjpe_second_half_mm"] == pytest.approx(errors[3:].mean(), abs=1e-3)
+        # a cascade without a posterior to say: half are counted as blends
+        assert row[n]["cascade_hypothesis_pa_mpjpe_blends_mm"] == pytest.approx(errors[:3].mean(), abs=1e-3)
+        assert row[n]["cascade_hypothesis_pa_mpjpe_leaning_mm"] == pytest.approx(errors[3:].mean(), abs=1e-3)
     pooled = [(r["cascade_radius_90_mm"][j], r["cascade_per_joint_pa_mm"][j]) for r in report["per_sample"]
               if r.get("cascade_pa_mpjpe_mm") is not None for j in range(1, 21)
               if r["cascade_per_joint_pa_mm"][j] is not None]
@@ -471,3 +472,14 @@ def test_checks_follow_each_tracked_hand_even_when_two_share_a_label(monkeypatch
     report = run_checks(StillCascade(), [photo], n_hypotheses=4, clip_frames=10)
     jitter = report["inputs"][0]["cascade_jitter_mm"]
     assert sorted(jitter) == ["Right 0", "Right 1"] and max(jitter.values()) < 1.0
+
+
+def test_hypothesis_kinds_are_counted_as_the_posterior_makes_them():
+    from handviz.eval.real_photos import blend_count
+    from handviz.posterior import PosteriorConfig
+
+    class WithPosterior:
+        posterior = PosteriorConfig(blend_fraction=0.375)
+
+    assert blend_count(WithPosterior(), 32) == 12  # the shipped cloud: 12 blends, 20 leaning
+    assert blend_count(object(), 32) == 16

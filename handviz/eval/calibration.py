@@ -11,8 +11,8 @@ similarity alignment (HandEstimate.joint_radius_90). Against the truth that asks
   hand's mean radius against its PA-MPJPE (Spearman), and the sparsification curve: the mean
   PA-MPJPE of the hands left after dropping the most doubtful ones, beside the oracle that drops
   the worst ones, with the area between them (AUSE, mm);
-- the hypotheses themselves: their PA-MPJPE against the estimate's, the first half (the source
-  blends, handviz.posterior) apart from the second, and how much the palm's length (wrist to
+- the hypotheses themselves: their PA-MPJPE against the estimate's, the source blends (the
+  first ones, handviz.posterior) apart from the leaning ones, and how much the palm's length (wrist to
   middle knuckle) varies across one hand's hypotheses (it should not: no hypothesis is rescaled).
 
 `hand_calibration` gives one hand's row fields; `calibration_summary` pools rows.
@@ -68,12 +68,13 @@ def palm_length_ratio(hypotheses: np.ndarray) -> float:
 
 
 def hand_calibration(estimate: np.ndarray, hypotheses: np.ndarray, truth: np.ndarray, visible: np.ndarray,
-                     per_hypothesis_pa_mm: np.ndarray) -> dict[str, Any]:
+                     per_hypothesis_pa_mm: np.ndarray, blends: int) -> dict[str, Any]:
     """One scored hand's calibration fields for the report's row.
 
     estimate (21, 3) and hypotheses (N, 21, 3): the cascade's, camera frame; truth (21, 3) with
     visible (21,) bool saying which joints are labelled; per_hypothesis_pa_mm (N,): each
-    hypothesis' PA-MPJPE on the visible joints. Radii are per joint, all 21 (None never occurs);
+    hypothesis' PA-MPJPE on the visible joints, the first `blends` of them the source blends, the
+    rest leaning. Radii are per joint, all 21 (None never occurs);
     the ball counts cover the visible joints but the wrist.
     """
     vis = np.asarray(visible, bool)
@@ -83,16 +84,15 @@ def hand_calibration(estimate: np.ndarray, hypotheses: np.ndarray, truth: np.nda
                                axis=-1)
     scored = vis.copy()
     scored[HandJoint.WRIST] = False
-    n = len(per_hypothesis_pa_mm)
-    half = n // 2
     return {
         "cascade_radius_90_mm": np.round(radii[0.9], 3).tolist(),
         "cascade_mean_radius_90_mm": float(radii[0.9][1:].mean()),
         "cascade_ball_joints": int(scored.sum()),
         "cascade_ball_covered": {_level_key(q): int(np.sum(truth_gap[scored] <= radii[q][scored]
                                                            + COVERAGE_TOLERANCE_MM)) for q in LEVELS},
-        "cascade_hypothesis_pa_mpjpe_first_half_mm": float(np.mean(per_hypothesis_pa_mm[:half])) if half else None,
-        "cascade_hypothesis_pa_mpjpe_second_half_mm": float(np.mean(per_hypothesis_pa_mm[half:])),
+        "cascade_hypothesis_pa_mpjpe_blends_mm": float(np.mean(per_hypothesis_pa_mm[:blends])) if blends else None,
+        "cascade_hypothesis_pa_mpjpe_leaning_mm": (float(np.mean(per_hypothesis_pa_mm[blends:]))
+                                                   if blends < len(per_hypothesis_pa_mm) else None),
         "cascade_palm_length_max_over_min": palm_length_ratio(hypotheses),
     }
 
@@ -133,11 +133,11 @@ def calibration_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out["sparsification"] = {"fractions": SPARSIFICATION_FRACTIONS.tolist(),
                              "by_radius_mm": np.round(curve, 4).tolist(), "oracle_mm": np.round(oracle, 4).tolist()}
     out["ause_mm"] = M.ause(SPARSIFICATION_FRACTIONS, curve, oracle)
-    for half in ("first_half", "second_half"):
-        pairs = [(r[f"cascade_hypothesis_pa_mpjpe_{half}_mm"], r["cascade_pa_mpjpe_mm"]) for r in scored
-                 if r.get(f"cascade_hypothesis_pa_mpjpe_{half}_mm") is not None]
-        out[f"hypothesis_pa_mpjpe_{half}_mm"] = float(np.mean([h for h, _ in pairs])) if pairs else None
-        out[f"ratio_hypothesis_{half}_to_estimate"] = _ratio([h for h, _ in pairs], [e for _, e in pairs])
+    for kind in ("blends", "leaning"):
+        pairs = [(r[f"cascade_hypothesis_pa_mpjpe_{kind}_mm"], r["cascade_pa_mpjpe_mm"]) for r in scored
+                 if r.get(f"cascade_hypothesis_pa_mpjpe_{kind}_mm") is not None]
+        out[f"hypothesis_pa_mpjpe_{kind}_mm"] = float(np.mean([h for h, _ in pairs])) if pairs else None
+        out[f"ratio_hypothesis_{kind}_to_estimate"] = _ratio([h for h, _ in pairs], [e for _, e in pairs])
     out["median_palm_length_max_over_min"] = float(np.median([r["cascade_palm_length_max_over_min"]
                                                               for r in scored]))
     return out

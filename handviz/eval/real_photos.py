@@ -134,7 +134,8 @@ def _rounded(errors: np.ndarray) -> list[float | None]:
     return [round(float(e), 2) if np.isfinite(e) else None for e in errors]
 
 
-def _score_cascade(row: dict[str, Any], est: Any, gt: np.ndarray, vis: np.ndarray, K: np.ndarray) -> None:
+def _score_cascade(row: dict[str, Any], est: Any, gt: np.ndarray, vis: np.ndarray, K: np.ndarray,
+                   blends: int) -> None:
     """The cascade's measures for one hand, on its labelled joints vis (21,) (the wrist's own and
     the wrist-relative ones need the wrist). A prediction with non-finite joints is not scored."""
     joints = np.asarray(est.joints_3d, np.float64)
@@ -147,7 +148,7 @@ def _score_cascade(row: dict[str, Any], est: Any, gt: np.ndarray, vis: np.ndarra
     row["cascade_per_joint_pa_mm"] = _rounded(per_joint)
     per_hypothesis = M.per_hypothesis_error(hyps[None][:, :, vis], gt[vis][None])[0]  # (N,)
     row["cascade_best_of_n_pa_mpjpe_mm"] = _finite_or_none(per_hypothesis.min())
-    row.update(hand_calibration(joints, hyps, gt, vis, per_hypothesis))
+    row.update(hand_calibration(joints, hyps, gt, vis, per_hypothesis, blends))
     row["cascade_mean_spread_mm"] = _finite_or_none(np.mean(np.asarray(est.joint_spread, np.float64)[1:]))
     if vis[0]:  # wrist-relative measures
         row["cascade_mpjpe_mm"] = _finite_or_none(M.mpjpe(joints[vis], gt[vis])[0])
@@ -175,11 +176,12 @@ def _row(sample: Sample) -> dict[str, Any]:
 
 
 def _score_hand(sample: Sample, gt_uv: np.ndarray, det: Detection | None, est: Any,
-                K_used: np.ndarray) -> dict[str, Any]:
+                K_used: np.ndarray, blends: int) -> dict[str, Any]:
     """One labelled hand's row: what MediaPipe and (when given) the cascade got, in mm, on the
     joints the label gives.
 
-    K_used: the intrinsics the cascade was given (reprojection is judged with them)."""
+    K_used: the intrinsics the cascade was given (reprojection is judged with them); blends: how
+    many of the hypotheses come first as source blends (`blend_count`)."""
     row = _row(sample)
     row["detected"] = det is not None
     if det is None:
@@ -197,7 +199,7 @@ def _score_hand(sample: Sample, gt_uv: np.ndarray, det: Detection | None, est: A
         if vis[0]:
             row["mediapipe_mpjpe_mm"] = _finite_or_none(M.mpjpe(world[vis], gt[vis])[0])
     if est is not None:
-        _score_cascade(row, est, gt, vis, np.asarray(K_used, np.float64))
+        _score_cascade(row, est, gt, vis, np.asarray(K_used, np.float64), blends)
     return row
 
 
@@ -293,6 +295,13 @@ def evaluate_real_samples(cascade: Any, samples: Sequence[Sample], root: str = "
     }
 
 
+def blend_count(cascade: Any, n_hypotheses: int) -> int:
+    """How many of the hypotheses come first as blends of the depth sources (handviz.posterior),
+    the rest leaning one digit each; half where the cascade has no posterior to say."""
+    fraction = getattr(getattr(cascade, "posterior", None), "blend_fraction", 0.5)
+    return round(fraction * n_hypotheses)
+
+
 def _evaluate_image(cascade: Any, group: list[Sample], chain: Sequence[Any], n_hypotheses: int, seed: int,
                     ddim_steps: int, guess_intrinsics: bool, augment: bool) -> list[dict[str, Any]]:
     """The rows of one image's hands, in label order; its unlabelled hands get a row and no detection."""
@@ -318,7 +327,7 @@ def _evaluate_image(cascade: Any, group: list[Sample], chain: Sequence[Any], n_h
         for sample, uv, j in zip(labelled, gt_uv, matched):
             det = None if j is None else detections[j]
             est = next(next_estimate, None) if det is not None else None
-            rows[id(sample)] = _score_hand(sample, uv, det, est, K_used)
+            rows[id(sample)] = _score_hand(sample, uv, det, est, K_used, blend_count(cascade, n_hypotheses))
             if det is not None:
                 rows[id(sample)]["fallback_detector"] = used > 0
     return [rows[id(s)] for s in group]
