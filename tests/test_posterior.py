@@ -337,7 +337,7 @@ def test_each_leaning_hypothesis_leans_one_digit_by_its_radius_and_every_digit_a
     """The leaning kind: one digit per hypothesis, toward or away from the camera by exactly the
     doubt times the joint's share (lean_profile), the digits in turn and their signs alternating,
     so every digit's 90 % radius is its doubt while a hypothesis strays on one digit only."""
-    hyps, kp, world = _setup(0.0)
+    hyps, kp, _ = _setup(0.0)
     profile = (0.5, 0.7, 0.9, 1.0)
     doubt = JointDoubt(base_mm=10.0, image_z=0.0, base_mm_without_tta=10.0, image_z_without_tta=0.0)
     cfg = PosteriorConfig(world_weight=0.0, image_z_weight=0.0, blend_fraction=0.0, lean_profile=profile, doubt=doubt)

@@ -12,8 +12,9 @@ similarity alignment (HandEstimate.joint_radius_90). Against the truth that asks
   PA-MPJPE of the hands left after dropping the most doubtful ones, beside the oracle that drops
   the worst ones, with the area between them (AUSE, mm);
 - the hypotheses themselves: their PA-MPJPE against the estimate's, the source blends (the
-  first ones, handviz.posterior) apart from the leaning ones, and how much the palm's length (wrist to
-  middle knuckle) varies across one hand's hypotheses (it should not: no hypothesis is rescaled).
+  first ones, handviz.posterior) apart from the leaning ones, and how much the palm's length
+  (wrist to middle knuckle) varies across one hand's hypotheses (it should not: no hypothesis is
+  rescaled).
 
 `hand_calibration` gives one hand's row fields; `calibration_summary` pools rows.
 """
