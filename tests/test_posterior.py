@@ -343,9 +343,9 @@ def test_each_leaning_hypothesis_leans_one_digit_by_its_radius_and_every_digit_a
     cfg = PosteriorConfig(world_weight=0.0, image_z_weight=0.0, blend_fraction=0.0, lean_profile=profile, doubt=doubt)
     post = posterior_hypotheses(hyps[:30], kp, K, None, cfg, None, rng=np.random.default_rng(3))  # all leaning
     placed = _placed(post, kp)
-    depth_dev = placed[..., 2] - placed.mean(0)[..., 2]  # (32, 21)
+    depth_dev = placed[..., 2] - placed.mean(0)[..., 2]  # (30, 21)
     chains = np.array(DIGIT_CHAINS)
-    moved = np.abs(depth_dev[:, chains[:, -1]]) > 1.0  # (32, 5): which digit's tip moved
+    moved = np.abs(depth_dev[:, chains[:, -1]]) > 1.0  # (30, 5): which digit's tip moved
     assert np.all(moved.sum(axis=1) == 1)  # one digit each
     assert np.all(moved.sum(axis=0) == 6)  # 30 leans over 5 digits, in turn
     leaned = np.abs(depth_dev[:, chains]).max(axis=0)  # (5, 4): the largest depth move per joint
