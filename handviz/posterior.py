@@ -249,11 +249,10 @@ _JOINTS_PER_DIGIT = len(DIGIT_CHAINS[0])
 _DIGIT_PATHS = np.array([[0, *chain] for chain in DIGIT_CHAINS])
 _DIGIT_JOINTS = _DIGIT_PATHS[:, 1:].ravel()
 _DIGIT_OF_JOINT = np.repeat(np.arange(len(DIGIT_CHAINS)), _DIGIT_PATHS.shape[1] - 1)
-#: How far each joint of the 21 moves in the cloud, as a share of its draw: a digit's base on the
+#: How far each joint of the 21 moves in a blend, as a share of its draw: a digit's base on the
 #: palm half as far as its other joints, so the palm keeps its length across the hypotheses (dev
-#: set, leaning half: palm length max/min over one photo's hypotheses 1.49 -> 1.27 at the same
-#: coverage, 0 would give 1.20 but lose 11 points of coverage; for the blends too: 1.26 -> 1.23,
-#: best-of-32 9.61 -> 9.56 mm).
+#: set: palm length max/min over one photo's blends 1.26 -> 1.23, best-of-32 9.61 -> 9.56 mm).
+#: The leaning hypotheses have their own shares, PosteriorConfig.lean_profile.
 _BASE_SHARE_OF_JOINT = np.where(np.isin(np.arange(21), [chain[0] for chain in DIGIT_CHAINS]), 0.5, 1.0)
 
 

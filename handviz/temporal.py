@@ -57,7 +57,8 @@ class TemporalConfig:
     """The temporal model's assumptions, each with its unit and its measured reason: the dev set's
     8 real videos (`handviz eval --real DIR --videos`), mean of 3 seeds, against these settings
     (PA-MPJPE 10.19 mm, 0.98x the same frames as photos; acceleration 0.57x MediaPipe's;
-    bone-length CV 1.7 %; 90 % ball 87 %). Most figures per setting below were measured before the
+    bone-length CV 1.7 %; 90 % ball 87 %; with the one-digit leans' radii of stop 26: 10.20 mm,
+    0.57x, 1.6 %, 85 %). Most figures per setting below were measured before the
     hand shown got the skeleton's bones exactly and the lines of sight were smoothed, against
     10.32 mm and a bone-length CV of 5.9 %.
 
