@@ -104,6 +104,9 @@ class Cascade:
         #: The same matrix for numpy code that moves the joints after predict (handviz.temporal).
         self.mesh_pull: np.ndarray | None = None if self._pull is None else self._pull.cpu().numpy()
         self._rng = np.random.default_rng()
+        #: Stage 2's per-hand part without an image feature, per timestep (see mean_mesh_latent):
+        #: the cascade never changes its weights.
+        self._stage2_modulations: dict = {}
 
     @classmethod
     def from_weights(cls, weights_dir: str | os.PathLike | None = None, device: str | None = None,
@@ -211,7 +214,7 @@ class Cascade:
         feat = self.crop_encoder(batch.crops) if batch.crops is not None else None
         joints = sample_joints(self.joint_denoiser, batch.cond, feat, n_hypotheses, ddim_steps, gen)
         joints = self._posterior(joints, batch, np.asarray(K, np.float64), n_hypotheses, seed)
-        latents = mean_mesh_latent(self.latent_denoiser, joints, feat, ddim_steps)
+        latents = mean_mesh_latent(self.latent_denoiser, joints, feat, ddim_steps, self._stage2_modulations)
         verts = self.mesh_ae.decode_mean(latents)  # (B, V, 3): the mesh of the aggregate hand
         if self._pull is not None:  # the mesh must sit on the keypoints too, not 1-2 mm beside them
             target = joints.reshape(joints.shape[0], n_hypotheses, 21, 3).mean(dim=1)

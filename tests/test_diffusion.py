@@ -135,6 +135,30 @@ def test_sampling_is_one_batched_forward_per_step() -> None:
     assert torch.allclose(m, mean_mesh_latent(ldm, shuffled, None, steps=2), atol=1e-6)
 
 
+def test_the_aggregate_mesh_keeps_its_per_hand_part_once_per_timestep_without_an_image() -> None:
+    """Without an image feature, stage 2's context is the timestep alone: made once per timestep
+    into the caller's dict, the latents are the same as when it is made on every call."""
+    ldm = LatentDenoiser(latent_dim=8, img_dim=16, hidden=32, blocks=2)
+    with torch.no_grad():  # FiLM starts at zero: give it a say, so a wrong context would show
+        for p in ldm.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    joints = torch.randn(3, 16, 63)
+    kept: dict = {}
+    made = []
+    ldm.mlp.ctx.register_forward_hook(lambda m, inp, out: made.append(out.shape))
+    plain = mean_mesh_latent(ldm, joints, None, steps=3)
+    assert len(made) == 3
+    made.clear()
+    first = mean_mesh_latent(ldm, joints, None, steps=3, null_image_modulations=kept)
+    again = mean_mesh_latent(ldm, joints[:1], None, steps=3, null_image_modulations=kept)
+    assert len(made) == 3 and sorted(kept) == sorted(int(t) for t in ldm.schedule.inference_timesteps(3))
+    assert torch.allclose(first, plain, atol=1e-6) and torch.allclose(again, plain[:1], atol=1e-6)
+    feat = torch.randn(3, 16)  # with an image feature nothing is kept: it differs per hand
+    with_image = mean_mesh_latent(ldm, joints, feat, steps=3, null_image_modulations=kept)
+    assert torch.allclose(with_image, mean_mesh_latent(ldm, joints, feat, steps=3), atol=1e-6)
+    assert not torch.allclose(with_image, plain, atol=1e-3)
+
+
 def _fit_one_step_sampler(use_energy_score: bool, steps: int = 300) -> tuple[float, float]:
     """A 1-D toy: x | c ~ c + N(0, 0.5^2). Train f(noise, c) with x0-MSE from pure noise, or with
     the energy score; return (sample std, |sample mean - c|) at c = 1."""

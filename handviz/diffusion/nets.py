@@ -91,10 +91,21 @@ class _FiLMBlock(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def forward(self, h: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+    def modulation(self, ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, hidden) context -> (scale, shift), each (B, 1, hidden)."""
         scale, shift = self.film(ctx).unsqueeze(1).chunk(2, dim=-1)
+        return scale, shift
+
+    def forward(self, h: torch.Tensor, modulation: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        scale, shift = modulation
         y = self.norm(h) * (1 + scale) + shift
         return h + self.fc2(F.silu(self.fc1(y)))
+
+
+#: What the per-hand context becomes inside a _ConditionedMLP: the input offset (B, hidden) and
+#: each block's (scale, shift). It depends on the context only, so a caller whose context does not
+#: change (stage 2 without an image feature, at a fixed timestep) can make it once and keep it.
+Modulation = tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]
 
 
 class _ConditionedMLP(nn.Module):
@@ -110,12 +121,17 @@ class _ConditionedMLP(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+    def modulation(self, ctx: torch.Tensor) -> Modulation:
         c = self.ctx(ctx)
-        h = self.inp(x) + c.unsqueeze(1)
-        c = F.silu(c)
-        for block in self.blocks:
-            h = block(h, c)
+        return c, [block.modulation(F.silu(c)) for block in self.blocks]
+
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor | None = None,
+                modulation: Modulation | None = None) -> torch.Tensor:
+        """ctx (B, ctx_dim), or its `modulation` made before."""
+        offset, films = modulation if modulation is not None else self.modulation(ctx)
+        h = self.inp(x) + offset.unsqueeze(1)
+        for block, film in zip(self.blocks, films):
+            h = block(h, film)
         return self.out(self.out_norm(h))
 
 
@@ -224,6 +240,13 @@ class LatentDenoiser(_Denoiser):
             "temb_dim": self.temb_dim, **self.schedule.config(),
         }
 
+    def modulation(self, t: torch.Tensor, img_feat: torch.Tensor | None = None,
+                   img_keep: torch.Tensor | None = None) -> Modulation:
+        """The per-hand part of the forward pass (it does not see the joints or z_t)."""
+        ctx = torch.cat([self.image_context(img_feat, img_keep, t.shape[0]), timestep_embedding(t, self.temb_dim)],
+                        dim=-1)
+        return self.mlp.modulation(ctx)
+
     def forward(
         self,
         z_t: torch.Tensor,
@@ -231,11 +254,13 @@ class LatentDenoiser(_Denoiser):
         joints: torch.Tensor,
         img_feat: torch.Tensor | None = None,
         img_keep: torch.Tensor | None = None,
+        modulation: Modulation | None = None,
     ) -> torch.Tensor:
-        B = z_t.shape[0]
+        """modulation: `self.modulation(t, img_feat, img_keep)`, when the caller kept it."""
         j = (joints - self.joint_mean) / self.joint_std
-        ctx = torch.cat([self.image_context(img_feat, img_keep, B), timestep_embedding(t, self.temb_dim)], dim=-1)
-        return self.mlp(torch.cat([z_t, j], dim=-1), ctx)
+        if modulation is None:
+            modulation = self.modulation(t, img_feat, img_keep)
+        return self.mlp(torch.cat([z_t, j], dim=-1), modulation=modulation)
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
