@@ -15,7 +15,7 @@ import threading
 import numpy as np
 import pytest
 
-from handviz.bench.app_bench import display_available, fps_by_hands
+from handviz.bench.app_bench import display_available, fps_by_hands, longest_gap_ms
 from handviz.bench.soak import OWN_THREAD_PREFIXES, SoakReport, make_loop_video, rss_mb, run_soak
 from handviz.cli import main
 from handviz.paths import weights_dir
@@ -68,6 +68,8 @@ def test_fps_by_hands_charges_each_interval_to_the_frame_shown():
     displays = [(0.0, 0.05, 1), (0.1, 0.05, 1), (0.2, 0.05, 2), (0.4, 0.05, 2)]
     assert fps_by_hands(displays) == {"1": pytest.approx(10.0), "2": pytest.approx(5.0)}
     assert fps_by_hands(displays[:1]) == {}
+    assert longest_gap_ms(displays) == pytest.approx(200.0)
+    assert np.isnan(longest_gap_ms(displays[:1]))
 
 
 def test_rss_is_read_from_proc():
@@ -137,7 +139,8 @@ def _app_report(**sizes) -> dict:
     """An app bench result as _print_app gets it, with the given window, viewport and render sizes."""
     return {"fps": 29.0, "fps_by_hands": {"1": 29.0}, "status_bar_fps": 29.1, "status_bar_latency_ms": 48.2,
             "mediapipe_only_fps": 90.0, "ratio": 0.32, "latency_ms": {"median": 48.0, "p90": 60.0},
-            "dropped": 0, "captured": 600, "backend": "cascade · cpu", "hypotheses": 32, "source": "demo",
+            "dropped": 0, "longest_gap_ms": 41.0, "captured": 600, "backend": "cascade · cpu", "hypotheses": 32,
+            "source": "demo",
             "source_fps": 30.0, "loadavg_1m": 1.2, **sizes}
 
 
@@ -187,6 +190,7 @@ def test_app_bench_counts_frames_the_viewport_displayed():
         assert key in a
     assert a["frames_displayed"] > 0 and a["fps"] > 0 and a["mediapipe_only_fps"] > 0
     assert a["latency_ms"]["p90"] >= a["latency_ms"]["median"] > 0
+    assert 1000.0 / a["fps"] * 0.5 <= a["longest_gap_ms"] <= 1000.0 * a["seconds"]  # at least the mean gap's size
     # a frame is on screen only after the pipeline delivered it
     assert a["latency_ms"]["median"] >= a["pipeline_latency_ms"]["median"] * 0.5
     # where it goes: the stages of timing.STAGES, each within the whole

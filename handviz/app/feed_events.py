@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from handviz.app import gui_gc
 from handviz.app.actions import set_checked_quietly
 from handviz.pipeline.events import EventKind, PipelineEvent
 
@@ -74,6 +75,7 @@ class FeedEvents:
             handler(event)
 
     def backend_ready(self, event: PipelineEvent) -> None:
+        gui_gc.freeze_long_lived()  # the model is loaded: full collections skip it from now on
         self.w.set_faces(event.data.get("faces"))
         name, device = event.data["name"], event.data["device"]
         self.w.status.set_backend(name if device == "-" else f"{name} · {device}")

@@ -208,6 +208,12 @@ def fps_by_hands(displays: list[tuple[float, float, int]]) -> dict[str, float]:
     return {str(k): round(count_by[k] / time_by[k], 2) for k in sorted(time_by) if time_by[k] > 0}
 
 
+def longest_gap_ms(displays: list[tuple[float, float, int]]) -> float:
+    """The longest time between two displays, ms (NaN with fewer than two)."""
+    times = [t for t, _, _ in displays]
+    return float(np.diff(times).max() * 1000.0) if len(times) > 1 else float("nan")
+
+
 def source_frames(spec: str, n_frames: int) -> list[np.ndarray]:
     """The first n_frames RGB frames of a source spec ("demo", a video, a folder), looping."""
     from handviz.pipeline.sources import open_source
@@ -244,6 +250,9 @@ class AppBenchResult:
     mediapipe_only_fps: float
     latency_ms: dict[str, float]
     dropped: int
+    #: The longest time between two frames displayed, ms: a stall of the whole app shows here
+    #: (a full garbage collection held the GIL 200-250 ms before gui_gc froze the long-lived).
+    longest_gap_ms: float
     seconds: float
     frames_displayed: int
     captured: int
@@ -272,6 +281,7 @@ class AppBenchResult:
         return {
             "fps": round(self.fps, 2), "mediapipe_only_fps": round(self.mediapipe_only_fps, 2),
             "ratio": round(self.ratio, 3), "latency_ms": self.latency_ms, "dropped": self.dropped,
+            "longest_gap_ms": round(self.longest_gap_ms, 1),
             "seconds": round(self.seconds, 2), "frames_displayed": self.frames_displayed,
             "captured": self.captured, "status_bar_fps": round(self.status_bar_fps, 2),
             "status_bar_latency_ms": round(self.status_bar_latency_ms, 1),
@@ -343,6 +353,7 @@ def bench_app(backend_factory: Callable[[], InferenceBackend] | None, seconds: f
         mediapipe_only_fps=mediapipe_only_fps(frames),
         latency_ms=_stats_ms([d[1] for d in displays]),
         dropped=int(dropped),
+        longest_gap_ms=longest_gap_ms(displays),
         seconds=elapsed,
         frames_displayed=len(displays),
         captured=int(captured),

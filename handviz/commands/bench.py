@@ -142,7 +142,8 @@ def _print_app(a: dict) -> None:
     print(f"app: {a['fps']:.1f} fps displayed ({hands}; the status bar said {a['status_bar_fps']:.1f} fps, "
           f"{a['status_bar_latency_ms']:.0f} ms), MediaPipe alone {a['mediapipe_only_fps']:.1f} fps "
           f"(ratio {a['ratio']:.2f}); capture->display median {a['latency_ms']['median']:.0f} ms, "
-          f"p90 {a['latency_ms']['p90']:.0f} ms; dropped {a['dropped']} of {a['captured']} captured "
+          f"p90 {a['latency_ms']['p90']:.0f} ms; longest gap {a['longest_gap_ms']:.0f} ms; "
+          f"dropped {a['dropped']} of {a['captured']} captured "
           f"[{a['backend']}, N={a['hypotheses']}, {a['source']} at {a['source_fps']} fps, "
           f"window {_size(a['window_px'])}, viewport {_size(a['viewport_px'])}{_rendered(a)}, load {a['loadavg_1m']}]")
     if a.get("stage_ms"):  # where the latency goes
