@@ -7,6 +7,7 @@ weights are present, else a tiny stand-in built from the hand template (numpy on
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import threading
 from pathlib import Path
@@ -128,6 +129,7 @@ def test_demo_photos_through_the_real_detector_reach_the_viewport(qtbot, make_wi
     assert data["cloud"].n_points == hand.joint_hypotheses.shape[0] * 21
     assert w.status_labels["backend"].text() != "loading model…"
     assert "demo" in w.video._message
+    assert gc.get_freeze_count() > 0  # the model loaded: full collections skip what lives on
 
 
 def test_cloud_toggle_by_action_and_shortcut_changes_actor_visibility(qtbot, make_window):
@@ -187,8 +189,10 @@ def test_record_then_replay_step_and_export(qtbot, make_window, tmp_path):
     w.actions_by_id["record"].trigger()
     assert not w.recorder.recording and (path / "session.sqlite").is_file()
 
+    gc.unfreeze()
     w.open_path(path)  # a session folder replays
     qtbot.waitUntil(lambda: w.replay_bar.slider.maximum() >= 4, timeout=WAIT_MS)
+    assert gc.get_freeze_count() > 0  # a replay freezes the long-lived objects too
     assert w.replay_bar.isVisible() and not w.actions_by_id["record"].isEnabled()
     w.actions_by_id["pause"].setChecked(True)
     # frames already on their way may still arrive: wait for the one asked for

@@ -103,6 +103,7 @@ class FeedEvents:
         w.status.show_error(event.message, "replay failed" if w.controller.is_replay else "no source")
 
     def session_opened(self, event: PipelineEvent) -> None:
+        gui_gc.freeze_long_lived()  # a replay loads no model, but the modules and the window stay
         w = self.w
         w.set_faces(event.data.get("faces"))
         w.replay_bar.set_length(int(event.data["frames"]))
