@@ -22,9 +22,13 @@ extended Kalman filter in filterpy's shape (x, P, F, Q, H, R; predict, update):
   The lengths L start from the first frame's and are learnt from every frame until
   `skeleton_frames`, then held. The linearisation keeps each bone on the side of the camera it
   was on (near or far), unless the frames say otherwise.
-- **Lines of sight**: the keypoints' rays, smoothed by their own constant-velocity Kalman filter
-  (`SightFilter`): MediaPipe's keypoints shake by a few pixels from frame to frame.
-- **Output**: every joint on its smoothed line of sight at the filtered depth, then each bone set to the
+- **What MediaPipe says, smoothed first** (`DetectionFilter`, before the cascade): on a still
+  hand its keypoints, their image z and its world landmarks shake from frame to frame (its
+  tracking crop moves with them), and the cascade turns that shake into depth. Each is smoothed
+  by a constant-velocity Kalman filter (`ConstantVelocity`) before the cascade sees it; the
+  estimate keeps MediaPipe's own keypoints and world landmarks, so what is drawn and written
+  as MediaPipe's stays MediaPipe's.
+- **Output**: every joint on its line of sight (the smoothed keypoint's ray) at the filtered depth, then each bone set to the
   person's length (`with_bone_lengths`: the filter holds the bones only as well as bone_sd says,
   the hand shown holds them exactly); the cloud drawn from the posterior
   of the wrist-relative depths with the same draws every frame, so it moves with the hand and
@@ -43,7 +47,7 @@ import numpy as np
 
 from handviz.geometry import similarity_aligned
 from handviz.placement import distance_interval
-from handviz.types import JOINT_PARENTS, NUM_JOINTS, HandEstimate
+from handviz.types import JOINT_PARENTS, NUM_JOINTS, Detection, HandEstimate
 
 #: The bones whose lengths the skeleton holds: (parent, child), the 20 of the kinematic tree.
 LINKS: tuple[tuple[int, int], ...] = tuple((p, c) for c, p in enumerate(JOINT_PARENTS) if p >= 0)
@@ -91,11 +95,16 @@ class TemporalConfig:
     gate_sd: a frame's depth beyond this many SDs of the prediction counts as that far (no
       change on the dev set, which has no flips; with a slow motion model it out-votes one).
     max_gap_s: a hand unseen for longer starts its motion over (its skeleton is kept).
-    sight_noise_px / sight_accel_px: the lines of sight (the keypoints) are smoothed too, by a
-      constant-velocity Kalman filter per keypoint coordinate: MediaPipe's frame-to-frame keypoint
-      noise (px) and the keypoints' white-noise acceleration (px/s^2 over one second). Dev set's
-      videos, 2 seeds: acceleration 0.62 -> 0.57x MediaPipe's, PA-MPJPE +0.01 mm (4 px, 1000:
-      0.55x, +0.05 mm; 8 px, 3000: 0.55x, +0.03 mm).
+    detection_noise / detection_accel: MediaPipe's keypoints and their image z are smoothed before
+      the cascade (`DetectionFilter`): their frame-to-frame noise and white-noise acceleration (per
+      s^2), both in units of the hand's 2D size (the keypoints' RMS distance from their centroid),
+      since MediaPipe works in a crop of the hand and a hand's motion in pixels grows with its
+      size alike. world_noise_mm / world_accel: the same for its world landmarks, in mm. Dev set's
+      videos, 2 seeds, against the shipped filter of stop 27 (the keypoints' rays smoothed after
+      the cascade, 4 px, 3000 px/s^2: 10.22 mm, acceleration 0.566x MediaPipe's; still-clip
+      jitter of `eval --checks` 1.91 mm): 0.2, 77, 6 mm: 10.26 mm, 0.518x; 0.3, 77, 10 mm: 10.28
+      mm, 0.505x; 0.4, 77, 12 mm: 10.29 mm, 0.499x. Keeping the rays' filter after the cascade
+      as well: the same acceleration for more error (10.29 mm, 0.505x at 0.2 and 6 mm).
     iterations: relinearisations of the skeleton's update (1: +0.07 mm, CV 6.0 %).
     """
 
@@ -111,8 +120,10 @@ class TemporalConfig:
     gate_sd: float = 3.0
     max_gap_s: float = 0.5
     iterations: int = 3
-    sight_noise_px: float = 4.0
-    sight_accel_px: float = 3000.0
+    detection_noise: float = 0.4
+    detection_accel: float = 77.0
+    world_noise_mm: float = 12.0
+    world_accel: float = 3000.0
 
 
 def with_bone_lengths(joints: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -282,31 +293,72 @@ def _link_model(p: np.ndarray, sight: np.ndarray, links: np.ndarray) -> tuple[np
     return h, H, across
 
 
-class SightFilter:
-    """The keypoints' lines of sight (21, 2) (normalised image coordinates, x/z and y/z) over time:
-    per coordinate a constant-velocity Kalman filter (position, velocity), driven by white-noise
-    acceleration, measured with MediaPipe's frame-to-frame noise. Vectorised, closed form (2x2)."""
+class ConstantVelocity:
+    """An array of any shape over time: per element a constant-velocity Kalman filter (position,
+    velocity), driven by white-noise acceleration `accel` (per s^2), measured with noise `noise`
+    (both may change between steps). Vectorised, closed form (2x2)."""
 
-    def __init__(self, sight: np.ndarray, noise: float, accel: float) -> None:
-        self.noise, self.accel = noise, accel  # normalised units, and per s^2
-        self.x = np.array(sight, np.float64)
+    def __init__(self, first: np.ndarray, noise: float, accel: float) -> None:
+        self.noise, self.accel = noise, accel
+        self.x = np.array(first, np.float64)
         self.v = np.zeros_like(self.x)
         # (..., 2, 2): the position known to the noise, the velocity to a fast hand's (a second of accel)
         self.P = np.zeros(self.x.shape + (2, 2))
         self.P[..., 0, 0], self.P[..., 1, 1] = noise**2, accel**2
 
-    def step(self, sight: np.ndarray, dt: float) -> np.ndarray:
-        """Predict dt s ahead, take this frame's sight (21, 2); returns the filtered sight."""
+    def step(self, measured: np.ndarray, dt: float) -> np.ndarray:
+        """Predict dt s ahead, take this frame's measurement; returns the filtered array."""
         F = np.array([[1.0, dt], [0.0, 1.0]])
         Q = self.accel**2 * np.array([[dt**4 / 4, dt**3 / 2], [dt**3 / 2, dt**2]])
         P = F @ self.P @ F.T + Q
         x = self.x + self.v * dt
         gain = P[..., :, 0] / (P[..., 0, 0] + self.noise**2)[..., None]  # (..., 2): position, velocity
-        innovation = np.asarray(sight, np.float64) - x
+        innovation = np.asarray(measured, np.float64) - x
         self.x = x + gain[..., 0] * innovation
         self.v = self.v + gain[..., 1] * innovation
         self.P = P - gain[..., :, None] * P[..., 0, None, :]
         return self.x.copy()
+
+
+def hand_size_px(keypoints_2d: np.ndarray) -> float:
+    """The keypoints' RMS distance from their centroid (px): the hand's size in the image."""
+    kp = np.asarray(keypoints_2d, np.float64)
+    return float(np.sqrt(((kp - kp.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
+class DetectionFilter:
+    """One tracked hand's MediaPipe outputs over time (see the module's docstring): its keypoints
+    and their image z, in units of the hand's 2D size, and its world landmarks, in mm."""
+
+    def __init__(self, cfg: TemporalConfig) -> None:
+        self.cfg = cfg
+        self.time: float | None = None
+        self._filters: dict[str, ConstantVelocity] = {}
+
+    def step(self, detection: Detection, t: float) -> Detection:
+        """The detection at time t (s) -> a copy with its keypoints, image z and world landmarks
+        smoothed (the detection itself on a track's first frame or after a gap)."""
+        dt = None if self.time is None else t - self.time
+        self.time = t
+        restart = dt is None or not 0 < dt <= self.cfg.max_gap_s
+        size = max(hand_size_px(detection.keypoints_2d), 1.0)
+        parts = {"keypoints_2d": (detection.keypoints_2d, self.cfg.detection_noise * size,
+                                  self.cfg.detection_accel * size),
+                 "keypoints_z": (detection.keypoints_z, self.cfg.detection_noise * size,
+                                 self.cfg.detection_accel * size),
+                 "world_3d": (detection.world_3d, self.cfg.world_noise_mm, self.cfg.world_accel)}
+        smoothed = {}
+        for name, (value, noise, accel) in parts.items():
+            f = self._filters.get(name)
+            if value is None or not np.all(np.isfinite(value)):
+                self._filters.pop(name, None)  # missing this frame: that part starts over when it is back
+                continue
+            if restart or f is None:
+                self._filters[name] = ConstantVelocity(value, noise, accel)
+                continue
+            f.noise, f.accel = noise, accel
+            smoothed[name] = f.step(value, dt).astype(np.float32)
+        return dataclasses.replace(detection, **smoothed) if smoothed else detection
 
 
 class HandTrackFilter:
@@ -319,7 +371,6 @@ class HandTrackFilter:
         self.frames = 0
         self._seed = seed
         self._draws: np.ndarray | None = None
-        self.sight: SightFilter | None = None
 
     def step(self, estimate: HandEstimate, focal_px: float, t: float,
              mesh_pull: np.ndarray | None = None) -> HandEstimate:
@@ -328,21 +379,16 @@ class HandTrackFilter:
         joints = np.asarray(estimate.joints_3d, np.float64)
         if not np.all(np.isfinite(joints)) or np.any(joints[:, 2] <= 0):
             return estimate
-        seen = joints[:, :2] / joints[:, 2:]  # each joint's line of sight (its keypoint ray, up to the pull)
+        sight = np.c_[joints[:, :2] / joints[:, 2:], np.ones(len(joints))]  # each joint's keypoint ray (up to the pull)
         sd = self.cfg.depth_noise_scale * np.asarray(estimate.joint_radius_90, np.float64)
         sd[0] = self.cfg.wrist_noise_mm
         sd = np.maximum(sd, 1.0)
         dt = None if self.time is None else t - self.time
         if self.kalman is None or dt is None or not 0 < dt <= self.cfg.max_gap_s:
             self._start(joints, sd)
-            self.sight = SightFilter(seen, self.cfg.sight_noise_px / focal_px, self.cfg.sight_accel_px / focal_px)
-            smoothed = seen
         else:
             self.kalman.predict(dt, sd)
             self.kalman.update(joints[:, 2])
-            assert self.sight is not None
-            smoothed = self.sight.step(seen, dt)
-        sight = np.c_[smoothed, np.ones(len(smoothed))]
         self.time = t
         self.frames += 1
         self.kalman.update_links(sight, self.cfg.keypoint_noise_px * self.kalman.depths / focal_px)
@@ -390,12 +436,13 @@ class HandTrackFilter:
 
 
 class VideoHands:
-    """The temporal model for every hand of one feed: call once per frame, in order, with the
-    frame's hands, its K and its time (s).
+    """The temporal model for every hand of one feed. Per frame, in order: `smooth` the frame's
+    detections before the cascade, then call it with the cascade's hands, the frame's K and its
+    time (s).
 
-    Hands are told apart by their track (HandEstimate.track, from handviz.pipeline.hand_tracks);
-    a hand without one (a photo, a detector that does not track) passes through unchanged. A
-    track unseen for 4 x max_gap_s is forgotten.
+    Hands are told apart by their track (Detection.track and HandEstimate.track, from
+    handviz.pipeline.hand_tracks); a hand without one (a photo, a detector that does not track)
+    passes through unchanged. A track unseen for 4 x max_gap_s is forgotten.
     """
 
     def __init__(self, cfg: TemporalConfig | None = None, mesh_pull: np.ndarray | None = None, seed: int = 0) -> None:
@@ -403,9 +450,30 @@ class VideoHands:
         self.mesh_pull = mesh_pull
         self.seed = seed
         self._tracks: dict[int, HandTrackFilter] = {}
+        self._inputs: dict[int, DetectionFilter] = {}
+        self._raw: dict[int, Detection] = {}  # this frame's detections as MediaPipe gave them, by track
 
     def reset(self) -> None:
         self._tracks.clear()
+        self._inputs.clear()
+        self._raw.clear()
+
+    def smooth(self, detections: list[Detection], t: float) -> list[Detection]:
+        """The frame's detections at time t (s) for the cascade: each tracked hand's smoothed over
+        time (`DetectionFilter`), the others as they are."""
+        self._raw = {d.track: d for d in detections if d.track is not None}
+        out = []
+        for d in detections:
+            if d.track is None:
+                out.append(d)
+                continue
+            f = self._inputs.get(d.track)
+            if f is None:
+                f = self._inputs[d.track] = DetectionFilter(self.cfg)
+            out.append(f.step(d, t))
+        self._inputs = {k: f for k, f in self._inputs.items()
+                        if f.time is not None and t - f.time <= 4 * self.cfg.max_gap_s}
+        return out
 
     def __call__(self, hands: list[HandEstimate], K: np.ndarray, t: float) -> list[HandEstimate]:
         out = []
@@ -416,7 +484,13 @@ class VideoHands:
             f = self._tracks.get(hand.track)
             if f is None:
                 f = self._tracks[hand.track] = HandTrackFilter(self.cfg, self.seed)
-            out.append(f.step(hand, float(np.asarray(K)[0, 0]), t, self.mesh_pull))
+            shown = f.step(hand, float(np.asarray(K)[0, 0]), t, self.mesh_pull)
+            raw = self._raw.get(hand.track)
+            if raw is not None:  # MediaPipe's own keypoints and 3D, not the smoothed ones the cascade saw
+                shown = dataclasses.replace(shown, keypoints_2d=np.asarray(raw.keypoints_2d, np.float32),
+                                            mediapipe_world_3d=np.asarray(raw.world_3d, np.float32))
+            out.append(shown)
+        self._raw = {}
         self._tracks = {k: f for k, f in self._tracks.items()
                         if f.time is not None and t - f.time <= 4 * self.cfg.max_gap_s}
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -155,6 +156,44 @@ def test_smoothing_touches_the_aggregate_but_not_the_hypotheses():
     last = results[-1].hands[0]
     assert last.joints_3d[0, 0] < 5.0  # the jump 0 -> 5 is smoothed
     assert last.joint_hypotheses[0, 0, 0] == pytest.approx(5.0)  # raw
+
+
+class HalvingTemporal:
+    """A temporal model that marks what it smooths (score halved) and counts the frames it follows."""
+
+    def __init__(self):
+        self.followed = 0
+
+    def smooth(self, detections, t):
+        return [dataclasses.replace(d, score=d.score / 2) for d in detections]
+
+    def __call__(self, hands, K, t):
+        self.followed += 1
+        return hands
+
+
+@pytest.mark.parametrize("temporal", [True, False])
+def test_the_model_gets_the_temporal_models_smoothed_detections_and_the_frame_keeps_mediapipes(temporal: bool):
+    seen, models = [], []
+    backend = tiny_backend()
+    infer = backend.infer
+
+    def recording_infer(frame, detections, K, options):
+        seen.append(detections[0].score)
+        return infer(frame, detections, K, options)
+
+    def new_model():
+        models.append(HalvingTemporal())
+        return models[-1]
+
+    backend = dataclasses.replace(backend, infer=recording_infer, temporal=new_model)
+    results, _, pipeline = collect(source=ListSource(4), detector_factory=FakeDetector, backend_factory=lambda: backend,
+                                   realtime=False)
+    pipeline.set_options(temporal=temporal)
+    run_to_end(pipeline)
+    assert seen == [pytest.approx(0.45 if temporal else 0.9)] * 4
+    assert all(r.detections[0].score == pytest.approx(0.9) for r in results)  # what is drawn: MediaPipe's
+    assert [m.followed for m in models] == ([4] if temporal else [])
 
 
 def test_a_raising_model_is_reported_and_the_next_frame_recovers():

@@ -10,7 +10,7 @@ import pytest
 from handviz.geometry import project
 from handviz.hand.asset import load_hand_asset
 from handviz.temporal import LINKS, TemporalConfig, VideoHands, link_lengths
-from handviz.types import DIGIT_CHAINS, HandEstimate
+from handviz.types import DIGIT_CHAINS, Detection, HandEstimate
 
 K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
 FPS = 30.0
@@ -189,27 +189,66 @@ def test_a_broken_estimate_is_left_alone(bad: float):
     assert VideoHands()([frame], K, 0.0)[0] is frame
 
 
-def test_the_keypoints_shake_less_and_a_steady_motion_is_followed():
-    """MediaPipe's keypoints shake by a few pixels on a still hand; the lines of sight are
-    smoothed, so the hand shown shakes less, while a hand moving steadily is not left behind."""
+def detection_of(truth: np.ndarray, kp_noise: np.ndarray | None = None, world_noise: np.ndarray | None = None,
+                 track: int | None = 1) -> Detection:
+    """MediaPipe's view of the truth: its keypoints, image z (px, wrist-relative) and world
+    landmarks (mm, about the hand's centre), each with the noise given."""
+    kp = project(truth, K).astype(np.float64) + (0.0 if kp_noise is None else kp_noise)
+    world = truth - truth.mean(axis=0) + (0.0 if world_noise is None else world_noise)
+    z = (truth[:, 2] - truth[0, 2]) * K[0, 0] / truth[0, 2]
+    return Detection(keypoints_2d=kp.astype(np.float32), world_3d=world.astype(np.float32), handedness="Right",
+                     score=0.98, keypoints_z=z.astype(np.float32), track=track)
+
+
+def test_mediapipe_shakes_less_before_the_cascade_and_a_steady_motion_is_followed():
+    """On a still hand MediaPipe's keypoints and world landmarks shake by a few pixels and
+    millimetres; what the cascade gets is smoothed, while a hand moving steadily is not left
+    behind."""
     rng = np.random.default_rng(3)
     truth = true_hand()
-    shaken, shown = [], []
+    shaken, smoothed, world_shaken, world_smoothed = [], [], [], []
     video = VideoHands()
     for k in range(60):
-        frame = observed(truth, np.zeros(21))
-        kp_noise = rng.normal(0, 2.0, (21, 2))
-        rays = np.c_[(frame.keypoints_2d + kp_noise - K[:2, 2]) / np.diag(K)[:2], np.ones(21)]
-        joints = rays * frame.joints_3d[:, 2:]
-        frame = dataclasses.replace(frame, keypoints_2d=(frame.keypoints_2d + kp_noise).astype(np.float32),
-                                    joints_3d=joints.astype(np.float32))
-        out = video([frame], K, k / FPS)[0]
+        raw = detection_of(truth, rng.normal(0, 2.0, (21, 2)), rng.normal(0, 3.0, (21, 3)))
+        out = video.smooth([raw], k / FPS)[0]
         if k >= 30:
-            shaken.append(frame.keypoints_2d)
-            shown.append(project(out.joints_3d, K))
-    assert np.std(shown, axis=0).mean() < 0.75 * np.std(shaken, axis=0).mean()
+            shaken.append(raw.keypoints_2d)
+            smoothed.append(out.keypoints_2d)
+            world_shaken.append(raw.world_3d)
+            world_smoothed.append(out.world_3d)
+    assert np.std(smoothed, axis=0).mean() < 0.75 * np.std(shaken, axis=0).mean()
+    assert np.std(world_smoothed, axis=0).mean() < 0.75 * np.std(world_shaken, axis=0).mean()
     video = VideoHands()
     for k in range(30):  # 20 cm/s across the view
         moved = truth + [200.0 * k / FPS, 0, 0]
-        out = video([observed(moved, np.zeros(21))], K, k / FPS)[0]
-    assert np.abs(project(out.joints_3d, K) - project(moved, K)).max() < 3.0
+        out = video.smooth([detection_of(moved)], k / FPS)[0]
+    assert np.abs(out.keypoints_2d - project(moved, K)).max() < 3.0
+
+
+def test_the_hand_shown_keeps_mediapipes_own_keypoints_and_3d():
+    """The cascade sees the smoothed detection; what is drawn and written as MediaPipe's is
+    what MediaPipe said this frame."""
+    rng = np.random.default_rng(4)
+    truth = true_hand()
+    video = VideoHands()
+    for k in range(5):
+        raw = detection_of(truth, rng.normal(0, 2.0, (21, 2)), rng.normal(0, 3.0, (21, 3)))
+        seen = video.smooth([raw, dataclasses.replace(raw, track=None)], k / FPS)
+        assert seen[1] is not None and seen[1].keypoints_2d is raw.keypoints_2d  # untracked: as it is
+        frame = dataclasses.replace(observed(truth, np.zeros(21)), keypoints_2d=seen[0].keypoints_2d,
+                                    mediapipe_world_3d=seen[0].world_3d)
+        shown = video([frame], K, k / FPS)[0]
+        np.testing.assert_array_equal(shown.keypoints_2d, raw.keypoints_2d)
+        np.testing.assert_array_equal(shown.mediapipe_world_3d, raw.world_3d)
+    assert not np.allclose(seen[0].keypoints_2d, raw.keypoints_2d)  # the cascade's input was smoothed
+
+
+def test_a_detection_without_image_z_or_world_is_smoothed_where_it_can_be():
+    truth = true_hand()
+    video = VideoHands()
+    for k in range(3):
+        raw = dataclasses.replace(detection_of(truth, np.full((21, 2), float(k))), keypoints_z=None,
+                                  world_3d=np.full((21, 3), np.nan, np.float32))
+        out = video.smooth([raw], k / FPS)[0]
+    assert out.keypoints_z is None and np.isnan(out.world_3d).all()
+    assert not np.allclose(out.keypoints_2d, raw.keypoints_2d)

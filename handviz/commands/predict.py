@@ -197,8 +197,8 @@ def run(args: argparse.Namespace) -> int:
             if frame is None:  # a photo: MediaPipe alone, then on changed copies that size the cloud
                 detections = detector.detect(rgb)
                 augment_detections(detector.detect, rgb, detections)
-            else:  # a video: MediaPipe tracks its hands, as the app does
-                detections = video.detector.detect(rgb)
+            else:  # a video: MediaPipe tracks its hands, as the app does, smoothed over time
+                detections = video.hands.smooth(video.detector.detect(rgb), frame / video.fps)
             if args.focal is None and frame is None:
                 K = still_image_intrinsics(w, h, detections)
             else:

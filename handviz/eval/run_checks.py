@@ -124,7 +124,8 @@ def run_checks(cascade: Any, paths: Sequence[str | Path], n_hypotheses: int = HY
             for k, rgb in enumerate(_frames(path, clip_frames)):
                 h, w = rgb.shape[:2]
                 K = default_intrinsics(w, h)
-                estimates = cascade.predict(detector.detect(rgb), K, n_hypotheses=n_hypotheses, seed=FRAME_SEED)
+                detections = over_time.smooth(detector.detect(rgb), k / CLIP_FPS)
+                estimates = cascade.predict(detections, K, n_hypotheses=n_hypotheses, seed=FRAME_SEED)
                 estimates = over_time(estimates, K, k / CLIP_FPS)
                 entry["frames"] += 1
                 for est in estimates:  # by track: two hands may carry one label (two "Right"s: 205 mm)

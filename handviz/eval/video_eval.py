@@ -3,7 +3,8 @@
 DIR is a real-photo folder (labels.jsonl, see handviz.data.real_folder) whose videos.txt lists
 its videos, one line per video: the image paths of its frames, in order, separated by spaces.
 Each video runs as the app runs a camera: MediaPipe tracking (HandDetector(static=False)), the
-cascade with the same noise every frame, and the temporal model (handviz.temporal); frames
+cascade with the same noise every frame on MediaPipe's outputs smoothed over time, and the
+temporal model (handviz.temporal); frames
 without labels still go through, in order, and are only left out of the per-frame scores. The
 same labelled frames also run as photos (MediaPipe on each frame alone and on its changed copies,
 as `handviz predict` does for a photo), so the per-frame PA-MPJPE compares like for like.
@@ -132,7 +133,9 @@ def run_video(cascade: Any, frames: Sequence[VideoFrame], detector: Detector, ph
         detections = detector.detect(rgb)
         single = cascade.predict(detections, K.astype(np.float32), n_hypotheses=n_hypotheses,
                                  ddim_steps=ddim_steps, seed=seed) if detections else []
-        over_time = temporal(single, K, t / fps)
+        smoothed = temporal.smooth(detections, t / fps)  # the temporal model's cascade sees these
+        over_time = temporal(cascade.predict(smoothed, K.astype(np.float32), n_hypotheses=n_hypotheses,
+                                             ddim_steps=ddim_steps, seed=seed) if smoothed else [], K, t / fps)
         labelled = [s for s in frame.hands if s.labelled]
         gt_uv = [_projected(s, K) for s in frame.hands]
         matched = match_detections(detections, gt_uv, [s.handedness for s in frame.hands]) if labelled else \

@@ -56,8 +56,8 @@ class InferenceBackend:
     device: str  # "cpu", "cuda" or "-" when no network runs
     faces: np.ndarray | None = None  # (F, 3) int32 triangles of `HandEstimate.vertices`, None: no mesh
     fingerprint: str | None = None  # which weights (io.session_meta.weights_fingerprint); None: no model
-    #: A fresh temporal model for one feed (handviz.temporal.VideoHands: called with the frame's
-    #: hands, K and time), or None when frames stand alone.
+    #: A fresh temporal model for one feed (handviz.temporal.VideoHands: `smooth(detections, t)`
+    #: before infer, then called with the frame's hands, K and time), or None when frames stand alone.
     temporal: Callable[[], Any] | None = None
 
 

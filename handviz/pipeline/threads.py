@@ -379,16 +379,26 @@ class Pipeline:
         hands = []
         error = item.error
         frame.stamps[timing.INFER_START] = timing.now()
-        if error is None and item.detections:
+        t = timing.content_time(frame.stamps)
+        over_time = self._temporal_model(backend, options.temporal)
+        detections = item.detections
+        if over_time is not None:
             try:
-                hands = backend.infer(frame, item.detections, K, options.infer)
+                detections = over_time.smooth(detections, t)
+            except Exception as exc:  # the frame's own detections rather than none
+                error = self._stage_error("following the hands over time", exc)
+                over_time = self._over_time = None
+        if error is None and detections:
+            try:
+                hands = backend.infer(frame, detections, K, options.infer)
             except Exception as exc:
                 error = self._stage_error("3D estimation", exc)
-        try:
-            hands = self._follow(backend, hands, K, timing.content_time(frame.stamps), options.temporal)
-        except Exception as exc:  # the frame's own hands rather than none
-            error = self._stage_error("following the hands over time", exc)
-            self._over_time = None
+        if over_time is not None:
+            try:
+                hands = over_time(hands, K, t)
+            except Exception as exc:  # the frame's own hands rather than none
+                error = self._stage_error("following the hands over time", exc)
+                self._over_time = None
         frame.stamps[timing.INFER_END] = timing.now()
         if options.smoothing:
             hands = self._smoother(hands, timing.content_time(frame.stamps))
@@ -396,15 +406,15 @@ class Pipeline:
             self._smoother.reset()
         return FrameResult(frame=frame, detections=item.detections, hands=hands, intrinsics=K, error=error)
 
-    def _follow(self, backend: InferenceBackend, hands: list, K: np.ndarray, t: float, enabled: bool) -> list:
-        """The hands through the backend's temporal model for this feed (a new one when the
-        backend changes or the option is turned back on)."""
+    def _temporal_model(self, backend: InferenceBackend, enabled: bool) -> Any | None:
+        """The backend's temporal model for this feed (a new one when the backend changes or the
+        option is turned back on), or None when frames stand alone."""
         if not enabled or backend.temporal is None:
             self._over_time = None
-            return hands
+            return None
         if self._over_time is None or self._over_time[0] is not backend:
             self._over_time = (backend, backend.temporal())
-        return self._over_time[1](hands, K, t)
+        return self._over_time[1]
 
     def _deliver(self, result: FrameResult) -> None:
         result.frame.stamps[timing.DELIVERED] = timing.now()
