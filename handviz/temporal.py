@@ -60,9 +60,10 @@ WHITE_NOISE_MM = 1.0
 class TemporalConfig:
     """The temporal model's assumptions, each with its unit and its measured reason: the dev set's
     8 real videos (`handviz eval --real DIR --videos`), mean of 3 seeds, against these settings
-    (PA-MPJPE 10.19 mm, 0.98x the same frames as photos; acceleration 0.57x MediaPipe's;
-    bone-length CV 1.7 %; 90 % ball 87 %; with the one-digit leans' radii of stop 26: 10.20 mm,
-    0.57x, 1.6 %, 85 %). Most figures per setting below were measured before the
+    (PA-MPJPE 10.26 mm, 0.98x the same frames as photos; acceleration 0.50x MediaPipe's;
+    bone-length CV 1.6 %; 90 % ball 85 % at 17.3 mm; still-clip jitter 0.98 mm). Most figures
+    per setting below were measured before MediaPipe's outputs were smoothed ahead of the
+    cascade (stop 28; the keypoints' rays were smoothed after it: 10.20 mm, 0.57x), and before the
     hand shown got the skeleton's bones exactly and the lines of sight were smoothed, against
     10.32 mm and a bone-length CV of 5.9 %.
 

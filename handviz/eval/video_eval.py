@@ -4,8 +4,8 @@ DIR is a real-photo folder (labels.jsonl, see handviz.data.real_folder) whose vi
 its videos, one line per video: the image paths of its frames, in order, separated by spaces.
 Each video runs as the app runs a camera: MediaPipe tracking (HandDetector(static=False)), the
 cascade with the same noise every frame on MediaPipe's outputs smoothed over time, and the
-temporal model (handviz.temporal); frames
-without labels still go through, in order, and are only left out of the per-frame scores. The
+temporal model (handviz.temporal); frames without labels still go through, in order, and are
+only left out of the per-frame scores. The
 same labelled frames also run as photos (MediaPipe on each frame alone and on its changed copies,
 as `handviz predict` does for a photo), so the per-frame PA-MPJPE compares like for like.
 
