@@ -17,7 +17,8 @@ real photos (measured in issue 10), and the cloud's make-up (issue 20), are appl
    others leans one digit toward or away from the camera by its joints' 90 % radius
    (``JointDoubt``), the digits in turn. That radius is predicted from what says the evidence is
    weak: MediaPipe's image z straying from the fused depth, and how far MediaPipe's keypoints and
-   world landmarks move on slightly changed copies of the photo (handviz.pipeline.augment). One
+   world landmarks move on slightly changed copies of the photo (handviz.pipeline.augment), the
+   2D ones read against the hand's 2D extent. One
    digit per hypothesis, not every digit a little: the radius is the same, but a hypothesis
    strays only where it leans (dev set, 5 seeds: a leaning hypothesis 1.56x -> 1.30x the
    estimate's error, the 90 % ball holding the truth for 86 % of joints at 16.6 mm, radii
@@ -102,28 +103,32 @@ class PosteriorConfig:
 @dataclass(frozen=True)
 class JointDoubt:
     """Each joint's 90 % radius (mm): how far its 3D error may reach, linear in the evidence
-    that the photo is hard:
+    that the photo is hard. The 2D signals are measured against the hand's 2D extent (the
+    keypoints' bounding-box diagonal, `hand_extent_px`): the same wobble is a larger share of a
+    closed or foreshortened hand, and a share needs no focal length or distance to turn pixels
+    into millimetres.
 
-    - image_z: how far MediaPipe's image-landmark depth disagrees with the fused depth
-      (wrist-relative, mm); the strongest single signal on the dev set (per-joint Pearson 0.33
-      with the estimate's PA error, per-photo Spearman 0.43);
-    - tta_keypoints: how far MediaPipe's 2D keypoints move when the photo is rotated by +-8
-      degrees, shrunk to 0.85 or mirrored (mean distance from their mean, px turned into mm at the
-      hand's distance; per-photo Spearman 0.42);
-    - tta_world: how far its world landmarks move under the same changes (after a similarity).
+    - image_z_relative: how far MediaPipe's image-landmark depth disagrees with the fused depth
+      (wrist-relative), over the hand's 2D extent at its depth;
+    - tta_keypoints_relative: how far MediaPipe's 2D keypoints move when the photo is rotated by
+      +-8 degrees, shrunk to 0.85 or mirrored (mean distance from their mean), over the hand's
+      2D extent;
+    - tta_world: how far its world landmarks move under the same changes (after a similarity), mm.
 
-    Fitted by least squares on the dev set to the estimate's error and scaled so that the 90 %
-    ball holds the truth about 85-90 % of the time (weights/MODEL_CARD.md). Without test-time
-    augmentation (live video) only image_z is known, with its own fit (base_mm_without_tta,
-    image_z_without_tta).
+    Fitted by least squares on the dev set to the estimate's per-joint error and scaled so that
+    the 90 % ball holds the truth about 85-90 % of the time (weights/MODEL_CARD.md). Leaving one
+    camera out, the relative signals rank the error better than the same in millimetres (per
+    joint Pearson 0.34 -> 0.39, per photo Spearman 0.31 -> 0.37). Without test-time augmentation
+    (live video) only the image z is known, with its own fit (base_mm_without_tta,
+    image_z_relative_without_tta).
     """
 
     base_mm: float = 5.0
-    image_z: float = 0.15
-    tta_keypoints: float = 0.0
+    image_z_relative: float = 20.0
+    tta_keypoints_relative: float = 0.0
     tta_world: float = 0.0
     base_mm_without_tta: float = 8.0
-    image_z_without_tta: float = 0.15
+    image_z_relative_without_tta: float = 20.0
 
     @classmethod
     def from_dict(cls, d: dict) -> JointDoubt:
@@ -134,11 +139,19 @@ class JointDoubt:
 
     def expected_error(self, image_z_gap: np.ndarray, tta_keypoints: np.ndarray | None,
                        tta_world: np.ndarray | None) -> np.ndarray:
-        """(21,) mm radii from (21,) mm features; the TTA ones None when the photo was not augmented."""
+        """(21,) mm radii from (21,) features: the image-z gap and the keypoints' moves as shares
+        of the hand's 2D extent, the world landmarks' moves in mm; the TTA ones None when the
+        photo was not augmented."""
         if tta_keypoints is None or tta_world is None:
-            return self.base_mm_without_tta + self.image_z_without_tta * image_z_gap
-        return self.base_mm + self.image_z * image_z_gap + self.tta_keypoints * tta_keypoints + \
+            return self.base_mm_without_tta + self.image_z_relative_without_tta * image_z_gap
+        return self.base_mm + self.image_z_relative * image_z_gap + self.tta_keypoints_relative * tta_keypoints + \
             self.tta_world * tta_world
+
+
+def hand_extent_px(kp2d: np.ndarray) -> float:
+    """The keypoints' bounding-box diagonal (px): the hand's size as the image shows it."""
+    kp = np.asarray(kp2d, np.float64)
+    return float(np.linalg.norm(kp.max(axis=0) - kp.min(axis=0)))
 
 
 def normalized_rays(kp2d: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -285,17 +298,18 @@ def fuse_depths(sources: dict[str, tuple[float, np.ndarray]], rays: np.ndarray, 
 
 
 def tta_spreads(keypoints_2d: np.ndarray, tta_keypoints: np.ndarray | None, world: np.ndarray | None,
-                tta_world: np.ndarray | None, mm_per_px: float) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """How far MediaPipe moves each joint when the photo is slightly changed, (21,) mm each or None.
+                tta_world: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """How far MediaPipe moves each joint when the photo is slightly changed, (21,) each or None.
 
     keypoints: its 2D keypoints (21, 2) and those found on the changed photos, mapped back
-    (M, 21, 2): mean distance from their mean, in mm at the hand (mm_per_px). world: its world
-    landmarks (21, 3) and the changed photos' (M, 21, 3), each aligned to the first by a similarity.
+    (M, 21, 2): mean distance from their mean, as a share of the hand's 2D extent
+    (`hand_extent_px`). world: its world landmarks (21, 3) and the changed photos' (M, 21, 3),
+    each aligned to the first by a similarity: mean distance from their mean, mm.
     """
     if tta_keypoints is None or len(tta_keypoints) == 0 or world is None or tta_world is None:
         return None, None
     kp = np.concatenate([np.asarray(keypoints_2d, np.float64)[None], np.asarray(tta_keypoints, np.float64)])
-    kp_spread = np.linalg.norm(kp - kp.mean(axis=0), axis=-1).mean(axis=0) * mm_per_px
+    kp_spread = np.linalg.norm(kp - kp.mean(axis=0), axis=-1).mean(axis=0) / max(hand_extent_px(keypoints_2d), 1.0)
     base = np.asarray(world, np.float64)
     ws = np.stack([base] + [similarity_align(np.asarray(w, np.float64), base) for w in tta_world])
     return kp_spread, np.linalg.norm(ws - ws.mean(axis=0), axis=-1).mean(axis=0)
@@ -341,13 +355,13 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
         depth_dev[blend] = cfg.blend_spread_scale * mix[blend] @ gaps
     pull = _world_pull(mean, rays, world, cfg)  # (21, 2): sideways, within tolerance
     centre = on_rays(centre_depth, rays + pull)  # the fused hand
-    # The doubt: each joint's 90 % radius, from how far the image z strays and how MediaPipe
-    # moves under small changes of the photo.
+    # The doubt: each joint's 90 % radius, from how far the image z strays (against the hand's
+    # 2D extent at its depth) and how MediaPipe moves under small changes of the photo.
     image_z = observed.get("image_z")
     z_gap = np.zeros(len(mean)) if image_z is None else np.abs((image_z - image_z[0]) - (centre_depth - centre_depth[0]))
-    mm_per_px = float(centre[0, 2]) / fx
-    tta_kp, tta_w = tta_spreads(kp2d, tta_keypoints, mediapipe_world, tta_world, mm_per_px)
-    sigma = cfg.doubt.expected_error(z_gap, tta_kp, tta_w)  # (21,) mm
+    extent_mm = max(hand_extent_px(kp2d), 1.0) * float(centre[0, 2]) / fx  # the hand's 2D extent at its depth
+    tta_kp, tta_w = tta_spreads(kp2d, tta_keypoints, mediapipe_world, tta_world)
+    sigma = cfg.doubt.expected_error(z_gap / extent_mm, tta_kp, tta_w)  # (21,) mm
     rest = ~blend
     lean = _digit_leans(rng, n, rest)[:, _DIGIT_OF_JOINT]  # (N, 20)
     # Blends: wrist-relative, a digit's base on the palm moved half as far (the palm keeps its

@@ -9,7 +9,8 @@ from handviz.geometry import similarity_aligned
 from handviz.placement import ADULT_HAND_LENGTH_MM, distance_interval
 from handviz.posterior import (
     MIN_DEPTH_MM, JointDoubt, PosteriorConfig, fuse_depths, mediapipe_depths, normalized_rays, on_rays,
-    posterior_hypotheses, root_translations, similarity_align, snap_to_rays, tta_spreads, wrist_to_tip_lengths,
+    hand_extent_px, posterior_hypotheses, root_translations, similarity_align, snap_to_rays, tta_spreads,
+    wrist_to_tip_lengths,
 )
 from handviz.types import DIGIT_CHAINS, HandEstimate
 
@@ -102,7 +103,7 @@ def _setup(gap_mm: float):
 
 
 #: No doubt from the evidence and no blends: the cloud collapses onto the estimate.
-QUIET = JointDoubt(base_mm=0.0, image_z=0.0, base_mm_without_tta=0.0, image_z_without_tta=0.0)
+QUIET = JointDoubt(base_mm=0.0, image_z_relative=0.0, base_mm_without_tta=0.0, image_z_relative_without_tta=0.0)
 
 
 def _placed(post: np.ndarray, kp: np.ndarray) -> np.ndarray:
@@ -136,14 +137,14 @@ def test_posterior_mean_is_the_fused_hand_and_does_not_move_with_the_doubt():
 
 
 def test_the_doubt_widens_the_digit_whose_image_z_disagrees_and_no_other():
-    """JointDoubt.image_z: where MediaPipe's image z strays from the fused depth, that digit's
+    """JointDoubt.image_z_relative: where MediaPipe's image z strays from the fused depth, that digit's
     hypotheses lean further; the blends are left out (first half)."""
     hyps, kp, world = _setup(0.0)
     mean = snap_to_rays(hyps, normalized_rays(kp, K)).mean(0)
     z_flat = (mean[:, 2] - mean[0, 2]) * K[0, 0] / mean[0, 2]  # px: MediaPipe's z agrees with ours
     z_index = z_flat.copy()
     z_index[[6, 7, 8]] += [30.0, 60.0, 90.0]  # px: the index finger leaning far away in MediaPipe's z
-    doubt = JointDoubt(base_mm=2.0, image_z=0.5, base_mm_without_tta=2.0, image_z_without_tta=0.5)
+    doubt = JointDoubt(base_mm=2.0, image_z_relative=50.0, base_mm_without_tta=2.0, image_z_relative_without_tta=50.0)
     cfg = PosteriorConfig(world_weight=0.0, image_z_weight=0.0, blend_fraction=0.5, doubt=doubt)
 
     def depth_sd(z):
@@ -161,22 +162,40 @@ def test_the_doubt_widens_the_digit_whose_image_z_disagrees_and_no_other():
 
 
 def test_expected_error_is_the_fitted_line_with_and_without_tta():
-    doubt = JointDoubt(base_mm=5.0, image_z=0.1, tta_keypoints=0.5, tta_world=2.0, base_mm_without_tta=8.0,
-                       image_z_without_tta=0.2)
+    doubt = JointDoubt(base_mm=5.0, image_z_relative=0.1, tta_keypoints_relative=0.5, tta_world=2.0, base_mm_without_tta=8.0,
+                       image_z_relative_without_tta=0.2)
     z, k, w = np.full(21, 10.0), np.full(21, 2.0), np.full(21, 3.0)
     assert np.allclose(doubt.expected_error(z, k, w), 5.0 + 1.0 + 1.0 + 6.0)
     assert np.allclose(doubt.expected_error(z, None, None), 8.0 + 2.0)
 
 
-def test_tta_spreads_measure_mediapipes_moves_in_millimetres():
+def test_tta_spreads_measure_the_keypoints_moves_against_the_hands_extent_and_the_worlds_in_mm():
     rng = np.random.default_rng(5)
     kp = rng.uniform(100, 300, (21, 2))
     world = _hand(rng)
     moved = np.stack([kp + [4.0, 0.0], kp - [4.0, 0.0]])  # +-4 px about kp: mean distance 8/3 px
     turned = np.stack([similarity_align(world, world) for _ in range(2)])  # the same hand, no move
-    kp_mm, world_mm = tta_spreads(kp, moved, world, turned, mm_per_px=0.75)
-    assert np.allclose(kp_mm, 8.0 / 3.0 * 0.75) and np.allclose(world_mm, 0.0, atol=1e-9)
-    assert tta_spreads(kp, None, world, None, 1.0) == (None, None)
+    kp_share, world_mm = tta_spreads(kp, moved, world, turned)
+    assert np.allclose(kp_share, 8.0 / 3.0 / hand_extent_px(kp)) and np.allclose(world_mm, 0.0, atol=1e-9)
+    # the same moves on a hand twice the size in the image are half the share
+    assert np.allclose(tta_spreads(2 * kp, 2 * kp[None] + (moved - kp), world, turned)[0], kp_share / 2)
+    assert tta_spreads(kp, None, world, None) == (None, None)
+
+
+def test_the_same_depth_disagreement_means_more_doubt_on_a_hand_that_looks_smaller():
+    """The image-z gap is read against the hand's 2D extent: a closed or foreshortened hand (its
+    keypoints closer together in the image) gets a wider radius for the same gap in mm."""
+    hyps, kp, world = _setup(30.0)
+    kpz = (hyps.mean(axis=0)[:, 2] - hyps.mean(axis=0)[0, 2]) * K[0, 0] / 500.0 + 3.0 * np.arange(21)
+    doubt = JointDoubt(base_mm=0.0, image_z_relative=100.0, base_mm_without_tta=0.0, image_z_relative_without_tta=100.0)
+    cfg = PosteriorConfig(world_weight=0.0, image_z_weight=0.0, blend_fraction=0.0, doubt=doubt)
+    centre = kp.mean(axis=0)
+    radii = []
+    for squeeze in (1.0, 0.7):
+        squeezed = centre + squeeze * (kp - centre)
+        out = posterior_hypotheses(hyps, squeezed, K, world, cfg, keypoints_z=kpz)
+        radii.append(np.abs(out - out.mean(axis=0))[..., 2].max(axis=0)[1:].mean())
+    assert radii[1] > 1.2 * radii[0]
 
 
 def test_blends_lie_along_the_depth_sources_differences():
@@ -339,7 +358,7 @@ def test_each_leaning_hypothesis_leans_one_digit_by_its_radius_and_every_digit_a
     so every digit's 90 % radius is its doubt while a hypothesis strays on one digit only."""
     hyps, kp, _ = _setup(0.0)
     profile = (0.5, 0.7, 0.9, 1.0)
-    doubt = JointDoubt(base_mm=10.0, image_z=0.0, base_mm_without_tta=10.0, image_z_without_tta=0.0)
+    doubt = JointDoubt(base_mm=10.0, image_z_relative=0.0, base_mm_without_tta=10.0, image_z_relative_without_tta=0.0)
     cfg = PosteriorConfig(world_weight=0.0, image_z_weight=0.0, blend_fraction=0.0, lean_profile=profile, doubt=doubt)
     post = posterior_hypotheses(hyps[:30], kp, K, None, cfg, None, rng=np.random.default_rng(3))  # all leaning
     placed = _placed(post, kp)
@@ -366,7 +385,7 @@ def test_every_digit_leans_in_enough_hypotheses_for_the_90_percent_radius(n):
     digit's leans: the radius reported is the doubt, not a shrunken one."""
     hyps, kp, world = _setup(0.0)
     hyps = np.concatenate([hyps] * 2)[:n]
-    doubt = JointDoubt(base_mm=10.0, image_z=0.0, base_mm_without_tta=10.0, image_z_without_tta=0.0)
+    doubt = JointDoubt(base_mm=10.0, image_z_relative=0.0, base_mm_without_tta=10.0, image_z_relative_without_tta=0.0)
     cfg = PosteriorConfig(world_weight=0.25, image_z_weight=0.25, blend_fraction=0.375, lean_profile=(1, 1, 1, 1),
                           blend_spread_scale=0.0, doubt=doubt)
     post = posterior_hypotheses(hyps, kp, K, world, cfg, None, rng=np.random.default_rng(n))
