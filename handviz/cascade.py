@@ -188,21 +188,24 @@ class Cascade:
                       tta_kps, tta_worlds)
 
     def _posterior(self, joints: torch.Tensor, batch: _Batch, K: np.ndarray, n: int,
-                   seed: int | None) -> torch.Tensor:
+                   seed: int | None, signals: list[dict] | None = None) -> torch.Tensor:
         """Stage-1 samples (B, N, 63) -> hypotheses on the keypoint rays, fused with MediaPipe's 3D
         (handviz.posterior), at the estimate's size and distance."""
         rng = np.random.default_rng(seed) if seed is not None else self._rng
         hyps = joints.reshape(joints.shape[0], n, 21, 3).float().cpu().numpy() * JOINT_SCALE_MM
         out = [posterior_hypotheses(hyps[i], batch.kp2d[i], K, batch.world[i], self.posterior, batch.kp_z[i],
-                                    batch.tta_kp[i], batch.tta_world[i], rng)
+                                    batch.tta_kp[i], batch.tta_world[i], rng,
+                                    signals=None if signals is None else signals[i])
                for i in range(len(hyps))]
         return torch.from_numpy((np.stack(out) / JOINT_SCALE_MM).reshape(joints.shape)).to(joints)
 
     @torch.inference_mode()
     def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = HYPOTHESES_DEFAULT,
                 ddim_steps: int = 1, use_image: bool | None = None,
-                seed: int | None = None) -> list[HandEstimate]:
-        """Estimate every detected hand. K: (3, 3) intrinsics of the image the detections came from."""
+                seed: int | None = None, doubt_signals: list[dict] | None = None) -> list[HandEstimate]:
+        """Estimate every detected hand. K: (3, 3) intrinsics of the image the detections came from.
+        doubt_signals: a list that, when given, gets one dict per hand with the doubt's inputs
+        (handviz.posterior.posterior_hypotheses' `signals`)."""
         if not detections:
             return []
         check_in_range("n_hypotheses", n_hypotheses, HYPOTHESES_MIN, HYPOTHESES_MAX)
@@ -213,7 +216,9 @@ class Cascade:
             gen = torch.Generator(device=self._device).manual_seed(seed)
         feat = self.crop_encoder(batch.crops) if batch.crops is not None else None
         joints = sample_joints(self.joint_denoiser, batch.cond, feat, n_hypotheses, ddim_steps, gen)
-        joints = self._posterior(joints, batch, np.asarray(K, np.float64), n_hypotheses, seed)
+        if doubt_signals is not None:
+            doubt_signals[:] = [{} for _ in detections]
+        joints = self._posterior(joints, batch, np.asarray(K, np.float64), n_hypotheses, seed, doubt_signals)
         latents = mean_mesh_latent(self.latent_denoiser, joints, feat, ddim_steps, self._stage2_modulations)
         verts = self.mesh_ae.decode_mean(latents)  # (B, V, 3): the mesh of the aggregate hand
         if self._pull is not None:  # the mesh must sit on the keypoints too, not 1-2 mm beside them

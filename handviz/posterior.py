@@ -319,7 +319,7 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
                          mediapipe_world: np.ndarray | None, cfg: PosteriorConfig,
                          keypoints_z: np.ndarray | None = None, tta_keypoints: np.ndarray | None = None,
                          tta_world: np.ndarray | None = None,
-                         rng: np.random.Generator | None = None) -> np.ndarray:
+                         rng: np.random.Generator | None = None, signals: dict | None = None) -> np.ndarray:
     """Stage-1 hypotheses (N, 21, 3) root-relative -> posterior hypotheses (N, 21, 3) root-relative.
 
     mediapipe_world (21, 3) mm and keypoints_z (21,) px: MediaPipe's depth observations, None or
@@ -331,6 +331,10 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     (see PosteriorConfig); each of the others leans one digit toward or away from the camera by
     its joints' 90 % radius (`JointDoubt` x cfg.lean_profile). All share the estimate's
     wrist, size and distance, on the keypoint rays: the cloud is doubt about shape.
+
+    signals: a dict that, when given, receives the doubt's inputs per joint (the arguments of
+    `JointDoubt.expected_error`: "image_z", "tta_keypoints", "tta_world"), for fitting it
+    (handviz.eval.doubt_fit).
     """
     hyps = np.asarray(hyps_rel, np.float64)
     n = hyps.shape[0]
@@ -361,6 +365,8 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     z_gap = np.zeros(len(mean)) if image_z is None else np.abs((image_z - image_z[0]) - (centre_depth - centre_depth[0]))
     extent_mm = max(hand_extent_px(kp2d), 1.0) * float(centre[0, 2]) / fx  # the hand's 2D extent at its depth
     tta_kp, tta_w = tta_spreads(kp2d, tta_keypoints, mediapipe_world, tta_world)
+    if signals is not None:
+        signals.update(image_z=z_gap / extent_mm, tta_keypoints=tta_kp, tta_world=tta_w)
     sigma = cfg.doubt.expected_error(z_gap / extent_mm, tta_kp, tta_w)  # (21,) mm
     rest = ~blend
     lean = _digit_leans(rng, n, rest)[:, _DIGIT_OF_JOINT]  # (N, 20)

@@ -134,6 +134,25 @@ def test_shipped_cascade_on_a_real_photo_lands_on_the_keypoints(real_folder):
     assert o["cascade_pa_mpjpe_mm"] is not None and o["cascade_mean_spread_mm"] > 0
 
 
+def test_the_doubts_signals_are_kept_for_fitting_it(real_folder):
+    """With doubt_signals, each scored hand's row holds the doubt's inputs per joint
+    (handviz.eval.doubt_fit fits the radius's line to them); without, the rows stay lean."""
+    from handviz.cascade import Cascade
+    from handviz.eval.real_photos import evaluate_real_samples
+
+    cascade = Cascade.from_weights(device="cpu")
+    report = evaluate_real_samples(cascade, load_real_folder(real_folder), doubt_signals=True)
+    (row,) = [r for r in report["per_sample"] if r["detected"]]
+    signals = row["doubt_signals"]
+    assert set(signals) == {"image_z", "tta_keypoints", "tta_world"}
+    assert all(v is not None and len(v) == 21 for v in signals.values())  # a photo: augmented
+    line = cascade.posterior.doubt.expected_error(*(np.asarray(signals[k], float)
+                                                    for k in ("image_z", "tta_keypoints", "tta_world")))
+    assert np.all(np.isfinite(line)) and np.all(line > 0)
+    plain = evaluate_real_samples(cascade, load_real_folder(real_folder))
+    assert all("doubt_signals" not in r for r in plain["per_sample"])
+
+
 def test_no_truth_measures():
     rng = np.random.default_rng(0)
     hand = rng.normal(0, 30, (21, 3)) + [0, 0, 500]

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "same frames as photos and MediaPipe's world landmarks: per-frame PA-MPJPE, acceleration "
                    "error, bone-length variation, the cloud's coverage, the BVH rig's fit")
     p.add_argument("--fps", type=float, default=30.0, help="with --videos: the videos' frame rate (default 30)")
+    p.add_argument("--fit-doubt", action="store_true",
+                   help="with --real: also fit the cloud's doubt (the 90 %% radius's line) to the estimate's "
+                   "per-joint error and report cascade.json's \"doubt\" settings as \"fitted_doubt\"")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hypotheses", type=int, default=limits.HYPOTHESES_DEFAULT,
                    help=f"joint hypotheses per hand ({limits.HYPOTHESES_MIN}-{limits.HYPOTHESES_MAX})")
@@ -83,6 +86,11 @@ def check_options(args: argparse.Namespace) -> None:
         if not (args.real / LABELS).is_file():
             raise InputError(f"--real {args.real}: holds no {LABELS}; give the folder with {LABELS} and its "
                              "images (`handviz data real-folder` makes one)")
+    if getattr(args, "fit_doubt", False):
+        from handviz.logs import InputError
+
+        if getattr(args, "real", None) is None or getattr(args, "videos", False):
+            raise InputError("--fit-doubt: works with --real (photos, not --videos) only")
     if getattr(args, "checks", None):
         check_inputs_readable(args.checks)
     if getattr(args, "videos", False):
@@ -168,7 +176,16 @@ def run(args: argparse.Namespace) -> int:
 
         report = evaluate_real_samples(cascade, inputs, str(args.real),
                                        n_hypotheses=args.hypotheses, seed=args.seed, ddim_steps=args.ddim_steps,
-                                       guess_intrinsics=args.guess_intrinsics)
+                                       guess_intrinsics=args.guess_intrinsics, doubt_signals=args.fit_doubt)
+        if args.fit_doubt:
+            from handviz.eval.doubt_fit import fit_joint_doubt
+
+            try:
+                report["fitted_doubt"] = fit_joint_doubt(report["per_sample"])
+            except ValueError as exc:
+                from handviz.logs import InputError
+
+                raise InputError(f"--fit-doubt: {exc}") from exc
         if args.plots is not None:
             from handviz.eval.plots import write_calibration_plots
 

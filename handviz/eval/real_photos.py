@@ -239,7 +239,7 @@ def _detect_and_match(detectors: Sequence[Any], rgb: np.ndarray, gt_uv: list[np.
 def evaluate_real_samples(cascade: Any, samples: Sequence[Sample], root: str = "",
                           n_hypotheses: int = HYPOTHESES_DEFAULT, seed: int = 0, ddim_steps: int = 1,
                           detectors: Sequence[Any] | None = None, guess_intrinsics: bool = False,
-                          augment: bool = True) -> dict[str, Any]:
+                          augment: bool = True, doubt_signals: bool = False) -> dict[str, Any]:
     """Score the cascade and MediaPipe's world landmarks on every labelled hand (mm).
 
     guess_intrinsics: give the cascade `predict`'s guess for a photo (60 degrees, lengthened so
@@ -247,6 +247,8 @@ def evaluate_real_samples(cascade: Any, samples: Sequence[Sample], root: str = "
     does (the truth stays in its own camera frame; PA-MPJPE does not care which, the root error does).
     augment: run MediaPipe on the changed copies of each photo first, with the detector that
     found its hands (handviz.pipeline.augment), as `handviz predict` does for photos.
+    doubt_signals: each scored hand's row also holds the doubt's inputs per joint
+    ("doubt_signals", for handviz.eval.doubt_fit).
 
     cascade: a handviz.cascade.Cascade, or None to score MediaPipe alone. detectors: objects with
     detect(rgb) -> list[Detection], tried in turn per image (default_detectors() when None; those
@@ -273,7 +275,7 @@ def evaluate_real_samples(cascade: Any, samples: Sequence[Sample], root: str = "
     try:
         for group in by_image.values():
             rows.extend(_evaluate_image(cascade, group, chain, n_hypotheses, seed, ddim_steps, guess_intrinsics,
-                                        augment))
+                                        augment, doubt_signals))
     finally:
         if own_detectors:
             for detector in chain:
@@ -303,7 +305,8 @@ def blend_count(cascade: Any, n_hypotheses: int) -> int:
 
 
 def _evaluate_image(cascade: Any, group: list[Sample], chain: Sequence[Any], n_hypotheses: int, seed: int,
-                    ddim_steps: int, guess_intrinsics: bool, augment: bool) -> list[dict[str, Any]]:
+                    ddim_steps: int, guess_intrinsics: bool, augment: bool,
+                    doubt_signals: bool = False) -> list[dict[str, Any]]:
     """The rows of one image's hands, in label order; its unlabelled hands get a row and no detection."""
     labelled = [s for s in group if s.labelled]
     rows = {id(s): _row(s) for s in group}
@@ -320,14 +323,19 @@ def _evaluate_image(cascade: Any, group: list[Sample], chain: Sequence[Any], n_h
             height, width = rgb.shape[:2]
             K_used = still_image_intrinsics(width, height, picked)
         estimates: list[Any] = []
+        signals: list[dict] = []
         if cascade is not None and picked:
             estimates = list(cascade.predict(picked, np.asarray(K_used, np.float32), n_hypotheses=n_hypotheses,
-                                             ddim_steps=ddim_steps, seed=seed))
-        next_estimate = iter(estimates)
+                                             ddim_steps=ddim_steps, seed=seed,
+                                             **({"doubt_signals": signals} if doubt_signals else {})))
+        next_estimate = iter(zip(estimates, signals if doubt_signals else [None] * len(estimates)))
         for sample, uv, j in zip(labelled, gt_uv, matched):
             det = None if j is None else detections[j]
-            est = next(next_estimate, None) if det is not None else None
+            est, signal = next(next_estimate, (None, None)) if det is not None else (None, None)
             rows[id(sample)] = _score_hand(sample, uv, det, est, K_used, blend_count(cascade, n_hypotheses))
             if det is not None:
                 rows[id(sample)]["fallback_detector"] = used > 0
+            if signal:
+                rows[id(sample)]["doubt_signals"] = {name: None if value is None else _rounded(value)
+                                                     for name, value in signal.items()}
     return [rows[id(s)] for s in group]
