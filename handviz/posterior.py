@@ -18,11 +18,12 @@ real photos (measured in issue 10), and the cloud's make-up (issue 20), are appl
    (``JointDoubt``), the digits in turn. That radius is predicted from what says the evidence is
    weak: MediaPipe's image z straying from the fused depth, and how far MediaPipe's keypoints and
    world landmarks move on slightly changed copies of the photo (handviz.pipeline.augment), the
-   2D ones read against the hand's 2D extent. One
-   digit per hypothesis, not every digit a little: the radius is the same, but a hypothesis
-   strays only where it leans (dev set, 5 seeds: a leaning hypothesis 1.56x -> 1.30x the
-   estimate's error, the 90 % ball holding the truth for 86 % of joints at 16.6 mm, radii
-   ranking the per-joint error at Pearson 0.38 -> 0.50; weights/MODEL_CARD.md).
+   2D ones read against the hand's 2D extent. One digit per hypothesis, not every digit a
+   little: the radius is the same, but a hypothesis strays only where it leans (dev set, 5
+   seeds: a leaning hypothesis 1.56x -> 1.30x the estimate's error, radii ranking the per-joint
+   error at Pearson 0.38 -> 0.50; with the 2D signals read against the hand's extent, 0.53, and
+   the per-photo error at Spearman 0.48, the 90 % ball holding the truth for 86 % of joints at
+   16.7 mm; weights/MODEL_CARD.md).
 
 Shapes: joints (N, 21, 3) or (21, 3) in mm, camera frame (x right, y down, z forward); kp2d
 (21, 2) px; K (3, 3).
