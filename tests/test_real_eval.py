@@ -146,6 +146,7 @@ def test_the_doubts_signals_are_kept_for_fitting_it(real_folder):
     signals = row["doubt_signals"]
     assert set(signals) == {"image_z", "tta_keypoints", "tta_world"}
     assert all(v is not None and len(v) == 21 for v in signals.values())  # a photo: augmented
+    assert any(v != round(v, 2) for v in signals["tta_keypoints"])  # shares of ~0.01 keep their digits
     line = cascade.posterior.doubt.expected_error(*(np.asarray(signals[k], float)
                                                     for k in ("image_z", "tta_keypoints", "tta_world")))
     assert np.all(np.isfinite(line)) and np.all(line > 0)

@@ -336,6 +336,7 @@ def _evaluate_image(cascade: Any, group: list[Sample], chain: Sequence[Any], n_h
             if det is not None:
                 rows[id(sample)]["fallback_detector"] = used > 0
             if signal:
-                rows[id(sample)]["doubt_signals"] = {name: None if value is None else _rounded(value)
-                                                     for name, value in signal.items()}
+                rows[id(sample)]["doubt_signals"] = {  # shares of ~0.01: six decimals, not two
+                    name: None if value is None else [round(float(v), 6) if np.isfinite(v) else None for v in value]
+                    for name, value in signal.items()}
     return [rows[id(s)] for s in group]
