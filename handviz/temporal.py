@@ -60,7 +60,7 @@ WHITE_NOISE_MM = 1.0
 class TemporalConfig:
     """The temporal model's assumptions, each with its unit and its measured reason: the dev set's
     8 real videos (`handviz eval --real DIR --videos`), mean of 3 seeds, against these settings
-    (PA-MPJPE 10.26 mm, 0.98x the same frames as photos; acceleration 0.50x MediaPipe's;
+    (PA-MPJPE 10.27 mm, 0.98x the same frames as photos; acceleration 0.50x MediaPipe's;
     bone-length CV 1.6 %; 90 % ball 85 % at 17.1 mm; still-clip jitter 0.98 mm). Most figures
     per setting below were measured before MediaPipe's outputs were smoothed ahead of the
     cascade (stop 28; the keypoints' rays were smoothed after it: 10.20 mm, 0.57x), and before the
