@@ -47,7 +47,7 @@ def test_too_few_joints_is_a_clear_error():
         fit_joint_doubt(_rows(1))
 
 
-def test_fit_doubt_needs_real_photos(tmp_path, capsys):
+def test_fit_doubt_needs_real_photos(capsys):
     from handviz.cli import main
 
     assert main(["eval", "--synthetic", "4", "--fit-doubt"]) == 2
