@@ -472,8 +472,7 @@ class VideoHands:
             if f is None:
                 f = self._inputs[d.track] = DetectionFilter(self.cfg)
             out.append(f.step(d, t))
-        self._inputs = {k: f for k, f in self._inputs.items()
-                        if f.time is not None and t - f.time <= 4 * self.cfg.max_gap_s}
+        self._inputs = self._seen_lately(self._inputs, t)
         return out
 
     def __call__(self, hands: list[HandEstimate], K: np.ndarray, t: float) -> list[HandEstimate]:
@@ -492,6 +491,9 @@ class VideoHands:
                                             mediapipe_world_3d=np.asarray(raw.world_3d, np.float32))
             out.append(shown)
         self._raw = {}
-        self._tracks = {k: f for k, f in self._tracks.items()
-                        if f.time is not None and t - f.time <= 4 * self.cfg.max_gap_s}
+        self._tracks = self._seen_lately(self._tracks, t)
         return out
+
+    def _seen_lately(self, filters: dict, t: float) -> dict:
+        """The per-track filters whose hand was seen within 4 x max_gap_s of t; older ones are forgotten."""
+        return {k: f for k, f in filters.items() if f.time is not None and t - f.time <= 4 * self.cfg.max_gap_s}
