@@ -22,7 +22,6 @@ from handviz.diffusion.weights import check_cascade_compatible, load_mesh_models
 from handviz.features import JOINT_SCALE_MM, OBSERVATION_COND_DIM, keypoint_condition, solve_root_translation
 from handviz.limits import HYPOTHESES_DEFAULT, HYPOTHESES_MAX, HYPOTHESES_MIN, check_in_range
 from handviz.paths import weights_dir as resolve_weights_dir
-from handviz.geometry import similarity_aligned
 from handviz.placement import adult_size_factor, distance_interval
 from handviz.posterior import PosteriorConfig, posterior_hypotheses
 from handviz.types import Detection, HandEstimate
@@ -246,10 +245,9 @@ class Cascade:
         if mirrored:
             flip = np.array([-1.0, 1.0, 1.0], np.float32)
             joints, hyps_cam, verts_cam = joints * flip, hyps_cam * flip, verts_cam * flip
-        spread = np.linalg.norm(similarity_aligned(hyps_cam, joints) - joints, axis=-1).mean(axis=0)
-        return HandEstimate(
-            handedness=det.handedness, score=det.score, keypoints_2d=np.asarray(det.keypoints_2d, np.float32),
-            joints_3d=joints.astype(np.float32), joint_hypotheses=hyps_cam.astype(np.float32),
-            joint_spread=spread.astype(np.float32), vertices=verts_cam.astype(np.float32), mediapipe_world_3d=np.asarray(det.world_3d, np.float32),
-            distance_mm=distance_interval(joints), track=det.track,
+        return HandEstimate.from_hypotheses(
+            joints, hyps_cam, handedness=det.handedness, score=det.score,
+            keypoints_2d=np.asarray(det.keypoints_2d, np.float32), vertices=verts_cam.astype(np.float32),
+            mediapipe_world_3d=np.asarray(det.world_3d, np.float32), distance_mm=distance_interval(joints),
+            track=det.track,
         )

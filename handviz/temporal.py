@@ -45,7 +45,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from handviz.geometry import similarity_aligned
 from handviz.placement import distance_interval
 from handviz.types import JOINT_PARENTS, NUM_JOINTS, Detection, HandEstimate
 
@@ -106,7 +105,9 @@ class TemporalConfig:
       jitter of `eval --checks` 1.91 mm): 0.2, 77, 6 mm: 10.26 mm, 0.518x; 0.3, 77, 10 mm: 10.28
       mm, 0.505x; 0.4, 77, 12 mm: 10.29 mm, 0.499x. Keeping the rays' filter after the cascade
       as well: the same acceleration for more error (10.29 mm, 0.505x at 0.2 and 6 mm).
-    iterations: relinearisations of the skeleton's update (1: +0.07 mm, CV 6.0 %).
+    iterations: relinearisations of the skeleton's update (1: +0.07 mm, CV 6.0 %; stop 29, 3 seeds
+      with the input filter: 3 gave 10.265 mm, 0.500x, CV 1.63 %, 2 gives 10.263 mm, 0.500x, CV
+      1.65 % for one update fewer, ~0.35 ms a hand-frame).
     """
 
     depth_noise_scale: float = 1.0
@@ -120,7 +121,7 @@ class TemporalConfig:
     skeleton_frames: int = 15
     gate_sd: float = 3.0
     max_gap_s: float = 0.5
-    iterations: int = 3
+    iterations: int = 2
     detection_noise: float = 0.4
     detection_accel: float = 77.0
     world_noise_mm: float = 12.0
@@ -415,14 +416,11 @@ class HandTrackFilter:
         deviations = self._cloud(n_hyp)  # (N, 20) wrist-relative depth draws
         hyp_depths = depths[None] + np.concatenate([np.zeros((n_hyp, 1)), deviations], axis=1)
         hyps = hyp_depths[..., None] * sight[None] + (joints - on_sight)
-        spread = np.linalg.norm(similarity_aligned(hyps, joints) - joints, axis=-1).mean(axis=0)
         vertices = np.asarray(estimate.vertices, np.float64)
         if mesh_pull is not None and len(vertices) == len(mesh_pull):
             vertices = vertices + mesh_pull @ (joints - np.asarray(estimate.joints_3d, np.float64))
-        return dataclasses.replace(
-            estimate, joints_3d=joints.astype(np.float32), joint_hypotheses=hyps.astype(np.float32),
-            joint_spread=spread.astype(np.float32), vertices=vertices.astype(np.float32),
-            distance_mm=distance_interval(joints))
+        return estimate.replaced(joints_3d=joints, joint_hypotheses=hyps, vertices=vertices.astype(np.float32),
+                                 distance_mm=distance_interval(joints))
 
     def _cloud(self, n: int) -> np.ndarray:
         """(n, 20) mm: draws from the posterior of the wrist-relative depths, centred, with the same
@@ -487,8 +485,8 @@ class VideoHands:
             shown = f.step(hand, float(np.asarray(K)[0, 0]), t, self.mesh_pull)
             raw = self._raw.get(hand.track)
             if raw is not None:  # MediaPipe's own keypoints and 3D, not the smoothed ones the cascade saw
-                shown = dataclasses.replace(shown, keypoints_2d=np.asarray(raw.keypoints_2d, np.float32),
-                                            mediapipe_world_3d=np.asarray(raw.world_3d, np.float32))
+                shown = shown.replaced(keypoints_2d=np.asarray(raw.keypoints_2d, np.float32),
+                                       mediapipe_world_3d=np.asarray(raw.world_3d, np.float32))
             out.append(shown)
         self._raw = {}
         self._tracks = self._seen_lately(self._tracks, t)

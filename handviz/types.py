@@ -6,6 +6,7 @@ Conventions (DESIGN.md): MediaPipe's 21-joint order, millimetres, camera frame
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -101,6 +102,33 @@ class HandEstimate:
     #: The detection's track (Detection.track): which hand this is over time, None on photos.
     track: int | None = None
 
+    #: _aligned_distances and joint_radius_90, kept once made (read-only): not init fields, so
+    #: `dataclasses.replace` (a hand with other joints) never carries them over. The temporal
+    #: model reads the radius on the worker, the app on the GUI thread: one alignment per hand.
+    _distances: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _radius_90: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
+    @classmethod
+    def from_hypotheses(cls, joints_3d: np.ndarray, joint_hypotheses: np.ndarray, **fields: Any) -> HandEstimate:
+        """A hand whose joint_spread (and later joint_radius_90) come from one alignment of its
+        hypotheses to its joints (float32, as stored)."""
+        hand = cls(joints_3d=np.asarray(joints_3d, np.float32), joint_hypotheses=np.asarray(joint_hypotheses, np.float32),
+                   joint_spread=np.zeros(NUM_JOINTS, np.float32), **fields)
+        hand.joint_spread = hand._aligned_distances().mean(axis=0).astype(np.float32)
+        return hand
+
+    def replaced(self, **changes: Any) -> HandEstimate:
+        """`dataclasses.replace` that keeps the spread right: new joints or hypotheses get their
+        spread remade by one alignment; other changes (keypoints, vertices) keep the one made."""
+        if "joints_3d" in changes or "joint_hypotheses" in changes:
+            fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+            fields.update(changes)
+            fields.pop("joint_spread")
+            return HandEstimate.from_hypotheses(**fields)
+        out = dataclasses.replace(self, **changes)
+        out._distances, out._radius_90 = self._distances, self._radius_90
+        return out
+
     @property
     def joint_radius_90(self) -> np.ndarray:
         """(21,) mm: per joint, the radius around the estimate that holds 90 % of the hypotheses,
@@ -109,13 +137,19 @@ class HandEstimate:
         The ball the app colours the cloud by; on real photos with 3D truth it holds the true
         joint about as often as it says (weights/MODEL_CARD.md, "the 90 % ball").
         """
-        return np.quantile(self._aligned_distances(), 0.9, axis=0).astype(np.float32)
+        if self._radius_90 is None:
+            self._radius_90 = np.quantile(self._aligned_distances(), 0.9, axis=0).astype(np.float32)
+            self._radius_90.flags.writeable = False  # shared by every reader of this hand
+        return self._radius_90
 
     def _aligned_distances(self) -> np.ndarray:
-        """(N, 21) mm: each hypothesis' joints from the estimate's, after a similarity."""
-        hyps = np.asarray(self.joint_hypotheses, np.float64).reshape(-1, NUM_JOINTS, 3)
-        est = np.asarray(self.joints_3d, np.float64)
-        return np.linalg.norm(similarity_aligned(hyps, est) - est, axis=-1)
+        """(N, 21) mm: each hypothesis' joints from the estimate's, after a similarity (made once)."""
+        if self._distances is None:
+            hyps = np.asarray(self.joint_hypotheses, np.float64).reshape(-1, NUM_JOINTS, 3)
+            est = np.asarray(self.joints_3d, np.float64)
+            self._distances = np.linalg.norm(similarity_aligned(hyps, est) - est, axis=-1)
+            self._distances.flags.writeable = False
+        return self._distances
 
     def to_json(self, with_vertices: bool = False) -> dict[str, Any]:
         """The DESIGN.md `predict` line format for one hand."""

@@ -218,11 +218,14 @@ def test_record_then_replay_step_and_export(qtbot, make_window, tmp_path):
 def test_settings_survive_a_restart(qtbot, make_window):
     w = make_window(autostart=False)
     w.controls.hypotheses.setValue(12)
+    assert w.pipeline_options().temporal  # each hand followed over time unless the user says not
+    w.controls.temporal.setChecked(False)
     w.actions_by_id["toggle_cloud"].trigger()
-    assert w.pipeline_options().infer.n_hypotheses == 12
+    assert w.pipeline_options().infer.n_hypotheses == 12 and not w.pipeline_options().temporal
+    assert not w.controller.options.temporal  # the options every later feed starts with
     w.close()
     again = make_window(autostart=False)
-    assert again.controls.hypotheses.value() == 12
+    assert again.controls.hypotheses.value() == 12 and not again.controls.temporal.isChecked()
     assert not again.actions_by_id["toggle_cloud"].isChecked() and not again.viewport.cloud_visible
 
 

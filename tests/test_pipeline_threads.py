@@ -149,15 +149,6 @@ def test_file_frames_carry_their_time_on_the_source_clock(realtime: bool):
     assert timing.content_time(live[0].frame.stamps) == live[0].frame.captured_at
 
 
-def test_smoothing_touches_the_aggregate_but_not_the_hypotheses():
-    results, _, pipeline = collect(source=ListSource(6), detector_factory=FakeDetector,
-                                   backend_factory=lambda: tiny_backend(), realtime=False)
-    run_to_end(pipeline)
-    last = results[-1].hands[0]
-    assert last.joints_3d[0, 0] < 5.0  # the jump 0 -> 5 is smoothed
-    assert last.joint_hypotheses[0, 0, 0] == pytest.approx(5.0)  # raw
-
-
 class HalvingTemporal:
     """A temporal model that marks what it smooths (score halved) and counts the frames it follows."""
 

@@ -392,3 +392,26 @@ def test_every_digit_leans_in_enough_hypotheses_for_the_90_percent_radius(n):
     radius = np.quantile(np.abs(post[..., 2] - post.mean(0)[..., 2]), 0.9, axis=0)
     tips = [chain[-1] for chain in DIGIT_CHAINS]
     assert np.all(radius[tips] > 0.65 * 10.0)
+
+
+def test_spread_and_radius_come_from_one_alignment_that_follows_the_joints():
+    """HandEstimate.from_hypotheses aligns once for joint_spread and joint_radius_90; `replaced`
+    remakes both when the joints or hypotheses change and keeps them for any other change."""
+    rng = np.random.default_rng(9)
+    est = _hand(rng) + [0, 0, 450]
+    hyps = est[None] + rng.normal(0.0, 4.0, (32, 21, 3))
+    z = np.zeros((21, 2), np.float32)
+    hand = HandEstimate.from_hypotheses(est, hyps, handedness="Right", score=1.0, keypoints_2d=z,
+                                        vertices=np.zeros((3, 3), np.float32),
+                                        mediapipe_world_3d=np.zeros((21, 3), np.float32))
+    fresh = _estimate(hyps, est)
+    np.testing.assert_allclose(hand.joint_spread, fresh._aligned_distances().mean(axis=0), atol=1e-4)
+    np.testing.assert_allclose(hand.joint_radius_90, fresh.joint_radius_90, atol=1e-4)
+    bent = hyps.copy()
+    bent[:, 8, 2] += np.linspace(-30, 30, 32)
+    moved = hand.replaced(joint_hypotheses=bent)
+    assert moved.joint_radius_90[8] > hand.joint_radius_90[8] + 10
+    np.testing.assert_allclose(moved.joint_radius_90, _estimate(bent, est).joint_radius_90, atol=1e-4)
+    np.testing.assert_allclose(moved.joint_spread, _estimate(bent, est)._aligned_distances().mean(axis=0), atol=1e-4)
+    relabelled = hand.replaced(keypoints_2d=z + 1)
+    assert relabelled._distances is hand._distances and relabelled.keypoints_2d[0, 0] == 1

@@ -76,7 +76,7 @@ def test_offline_run_records_every_frame_with_one_metadata_schema(photos, tmp_pa
         meta = {k: reader.meta[k] for k in SessionMeta.__dataclass_fields__}
         assert meta == {"source": str(photos), "recorded_by": "record", "backend": "MediaPipe 3D only",
                         "device": "-", "model_fingerprint": "weights-test", "n_hypotheses": 7,
-                        "ddim_steps": 1, "smoothing": True}
+                        "ddim_steps": 1, "temporal": True}
         np.testing.assert_allclose(reader.intrinsics, c.results[0].intrinsics)  # the K actually used
         assert len(reader) == 6 and all(reader.frame(k).image is not None for k in range(6))
     kinds = [e.kind for e in c.events]

@@ -48,6 +48,18 @@ def test_frames_are_scaled_to_the_widget_off_the_gui_thread_with_their_aspect():
     assert fit_image(frame, None) is frame
 
 
+def test_a_frame_shrunk_below_half_averages_its_pixels_instead_of_skipping_them():
+    """`scale_to` is bilinear down to half size (cheap) and area-averaging below (no aliasing)."""
+    from handviz.io.video import scale_to
+
+    stripes = np.zeros((480, 640, 3), np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: any sampling that skips pixels shows them
+    third = scale_to(stripes, (213, 160))
+    assert 60 < third.min() and third.max() < 200  # bilinear here: 1 to 253
+    grey = scale_to(np.full((480, 640, 3), 90, np.uint8), (417, 313))
+    assert grey.shape == (313, 417, 3) and np.all(grey == 90)
+
+
 def test_the_overlay_painted_into_the_scaled_frame_lies_where_the_full_size_one_does():
     """prepare() scales the frame first and paints the mesh into the small image (with K scaled
     alike): its coloured pixels must be those of the full-size painting, scaled."""

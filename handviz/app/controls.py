@@ -1,4 +1,4 @@
-"""The settings panel: hypotheses, DDIM steps, smoothing, mirror, focal length / intrinsics file.
+"""The settings panel: hypotheses, DDIM steps, over time, mirror, focal length / intrinsics file.
 
 It only shows and edits values; the window listens to `changed` and applies them to the
 pipeline, so the panel knows nothing about threads.
@@ -36,7 +36,7 @@ from handviz.pipeline.intrinsics import DEFAULT_FOV_DEG
 class ControlValues:
     n_hypotheses: int
     ddim_steps: int
-    smoothing: bool
+    temporal: bool  # follow each hand over time
     mirror: bool
     focal_px: float  # 0: guess from the default field of view
 
@@ -57,8 +57,10 @@ class ControlsPanel(QWidget):
         self.hypotheses.setToolTip("Joint hypotheses sampled per hand (more: a fuller cloud, more time)")
         self.ddim_steps = QSpinBox(minimum=DDIM_STEPS_MIN, maximum=DDIM_STEPS_MAX_LIVE, value=DDIM_STEPS_DEFAULT)
         self.ddim_steps.setToolTip("DDIM denoising steps per stage (1 is the real-time setting)")
-        self.smoothing = QCheckBox("One-Euro filter on the mesh")
-        self.smoothing.setChecked(True)
+        self.temporal = QCheckBox("Follow each hand")
+        self.temporal.setChecked(True)
+        self.temporal.setToolTip("Fuse each hand over the frames: its bones held, its depths filtered, its cloud "
+                                 "settling (off: every frame stands alone)")
         self.mirror = QCheckBox("Selfie view")
         self.focal = QDoubleSpinBox(minimum=0.0, maximum=10000.0, decimals=0, singleStep=10.0)
         self.focal.setSpecialValueText(f"auto ({DEFAULT_FOV_DEG:.0f}° FOV)")
@@ -82,7 +84,7 @@ class ControlsPanel(QWidget):
         self.K_label.setToolTip("The intrinsics used for the frame on screen")
         form.addRow("Hypotheses", self.hypotheses)
         form.addRow("DDIM steps", self.ddim_steps)
-        form.addRow("Smoothing", self.smoothing)
+        form.addRow("Over time", self.temporal)
         form.addRow("Mirror", self.mirror)
         form.addRow("Focal length", self.focal)
         form.addRow("Intrinsics file", file_row)
@@ -90,21 +92,21 @@ class ControlsPanel(QWidget):
         for box in (self.hypotheses, self.ddim_steps):
             box.valueChanged.connect(lambda _v: self.changed.emit())
         self.focal.valueChanged.connect(lambda _v: self.changed.emit())
-        for check in (self.smoothing, self.mirror):
+        for check in (self.temporal, self.mirror):
             check.toggled.connect(lambda _c: self.changed.emit())
 
     def values(self) -> ControlValues:
-        return ControlValues(self.hypotheses.value(), self.ddim_steps.value(), self.smoothing.isChecked(),
+        return ControlValues(self.hypotheses.value(), self.ddim_steps.value(), self.temporal.isChecked(),
                              self.mirror.isChecked(), float(self.focal.value()))
 
     def set_values(self, values: ControlValues) -> None:
         """Show values without emitting `changed` (restoring settings)."""
-        widgets = (self.hypotheses, self.ddim_steps, self.smoothing, self.mirror, self.focal)
+        widgets = (self.hypotheses, self.ddim_steps, self.temporal, self.mirror, self.focal)
         for w in widgets:
             w.blockSignals(True)
         self.hypotheses.setValue(values.n_hypotheses)
         self.ddim_steps.setValue(values.ddim_steps)
-        self.smoothing.setChecked(values.smoothing)
+        self.temporal.setChecked(values.temporal)
         self.mirror.setChecked(values.mirror)
         self.focal.setValue(values.focal_px)
         for w in widgets:

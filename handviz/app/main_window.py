@@ -170,7 +170,7 @@ class MainWindow(WindowCommands, QMainWindow):
 
     def _restore_settings(self) -> None:
         s = self.settings
-        self.controls.set_values(ControlValues(s.n_hypotheses, s.ddim_steps, s.smoothing, s.mirror, s.focal_px))
+        self.controls.set_values(ControlValues(s.n_hypotheses, s.ddim_steps, s.temporal, s.mirror, s.focal_px))
         if s.intrinsics_file:
             self.set_intrinsics_file(s.intrinsics_file, quiet=True)
         toggles = {"toggle_cloud": s.show_cloud, "toggle_skeleton": s.show_skeleton, "toggle_overlay": s.show_overlay,
@@ -202,7 +202,7 @@ class MainWindow(WindowCommands, QMainWindow):
     def pipeline_options(self) -> PipelineOptions:
         v = self.controls.values()
         choice = IntrinsicsChoice(calibration=self._calibration, focal_px=v.focal_px or None)
-        return PipelineOptions(infer=InferOptions(v.n_hypotheses, v.ddim_steps), smoothing=v.smoothing,
+        return PipelineOptions(infer=InferOptions(v.n_hypotheses, v.ddim_steps), temporal=v.temporal,
                                intrinsics=choice)
 
     @property
@@ -257,7 +257,7 @@ class MainWindow(WindowCommands, QMainWindow):
         for action_id in ("step_back", "step_forward"):
             self.actions_by_id[action_id].setEnabled(replay)
         self.actions_by_id["record"].setEnabled(not replay)
-        for w in (self.controls.hypotheses, self.controls.ddim_steps, self.controls.smoothing,
+        for w in (self.controls.hypotheses, self.controls.ddim_steps, self.controls.temporal,
                   self.controls.focal):
             w.setEnabled(not replay)  # a replay shows what was recorded
 
@@ -332,7 +332,7 @@ class MainWindow(WindowCommands, QMainWindow):
             self.actions_by_id["mirror"].setChecked(values.mirror)
         self.settings.n_hypotheses = values.n_hypotheses
         self.settings.ddim_steps = values.ddim_steps
-        self.settings.smoothing = values.smoothing
+        self.settings.temporal = values.temporal
         self.settings.focal_px = values.focal_px
         self.controller.set_options(self.pipeline_options())
 

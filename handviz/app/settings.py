@@ -34,7 +34,7 @@ class AppSettings:
 
     n_hypotheses: int = HYPOTHESES_DEFAULT
     ddim_steps: int = DDIM_STEPS_DEFAULT
-    smoothing: bool = True
+    temporal: bool = True  # follow each hand over time (handviz.temporal)
     mirror: bool = False
     focal_px: float = 0.0
     intrinsics_file: str = ""

@@ -75,7 +75,7 @@ def paint_mesh_overlay(image: np.ndarray, hands: list[HandEstimate], faces: np.n
 
 def fit_image(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     """image scaled to fit within size (width, height) px, aspect kept, as VideoView draws it
-    (INTER_AREA when shrinking: sharp and cheap); unchanged when size is None or it already fits."""
+    (`scale_to`); unchanged when size is None or it already fits."""
     if size is None or size[0] < 1 or size[1] < 1:
         return image
     ih, iw = image.shape[:2]

@@ -190,7 +190,7 @@ class WindowCommands:
         self.settings.mirror = checked
         values = self.controls.values()
         if values.mirror != checked:
-            self.controls.set_values(ControlValues(values.n_hypotheses, values.ddim_steps, values.smoothing,
+            self.controls.set_values(ControlValues(values.n_hypotheses, values.ddim_steps, values.temporal,
                                                    checked, values.focal_px))
         self.video.mirrored = checked
         self.viewport.set_mirrored(checked)

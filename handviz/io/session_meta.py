@@ -26,7 +26,7 @@ class SessionMeta:
     model_fingerprint: str | None  # weights_fingerprint() of the cascade's weights; None: no model
     n_hypotheses: int  # joint hypotheses per hand asked of the model
     ddim_steps: int
-    smoothing: bool
+    temporal: bool  # hands followed over time (handviz.temporal); older sessions say "smoothing" (a One-Euro filter, removed)
 
     def __post_init__(self) -> None:
         if self.recorded_by not in RECORDERS:

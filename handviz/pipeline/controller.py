@@ -138,7 +138,7 @@ class SessionController:
         self._options = options
         pipeline = self.pipeline
         if pipeline is not None:
-            pipeline.set_options(infer=options.infer, smoothing=options.smoothing, intrinsics=options.intrinsics)
+            pipeline.set_options(infer=options.infer, temporal=options.temporal, intrinsics=options.intrinsics)
 
     def set_paused(self, paused: bool) -> None:
         if self._feed is not None:
@@ -192,7 +192,7 @@ class SessionController:
                            device=backend.device if backend is not None else "unknown",
                            model_fingerprint=backend.fingerprint if backend is not None else None,
                            n_hypotheses=options.infer.n_hypotheses, ddim_steps=options.infer.ddim_steps,
-                           smoothing=options.smoothing)
+                           temporal=options.temporal)
 
     def _open_recording(self, target: Path, result: FrameResult) -> None:
         """On the worker thread, with the first result to record: its K goes into the session."""

@@ -24,7 +24,6 @@ from handviz.pipeline.events import EventKind, PipelineEvent
 from handviz.pipeline.inference import InferenceBackend, InferOptions, mediapipe_backend
 from handviz.pipeline.intrinsics import IntrinsicsChoice
 from handviz.pipeline.latest_queue import LatestQueue, QueueClosed
-from handviz.pipeline.smoothing import HandSmoother
 from handviz.pipeline.sources import Source, SourceError
 from handviz.types import Detection, Frame, FrameResult
 
@@ -47,7 +46,6 @@ class PipelineOptions:
     #: Follow each hand over time (handviz.temporal: its skeleton held, depths filtered) when the
     #: backend can; off, every frame stands alone.
     temporal: bool = True
-    smoothing: bool = True
     intrinsics: IntrinsicsChoice = field(default_factory=IntrinsicsChoice)
 
 
@@ -102,7 +100,6 @@ class Pipeline:
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._smoother = HandSmoother()
         self._over_time: tuple[InferenceBackend, Any] | None = None  # the backend's temporal model, per feed
         self._frames_captured = 0
         self._reported_errors: set[str] = set()
@@ -400,10 +397,6 @@ class Pipeline:
                 error = self._stage_error("following the hands over time", exc)
                 self._over_time = None
         frame.stamps[timing.INFER_END] = timing.now()
-        if options.smoothing:
-            hands = self._smoother(hands, timing.content_time(frame.stamps))
-        else:
-            self._smoother.reset()
         return FrameResult(frame=frame, detections=item.detections, hands=hands, intrinsics=K, error=error)
 
     def _temporal_model(self, backend: InferenceBackend, enabled: bool) -> Any | None:
