@@ -153,3 +153,29 @@ def test_videos_txt_must_name_labelled_frames(tmp_path: Path):
     (tmp_path / "videos.txt").unlink()
     with pytest.raises(FileNotFoundError, match="videos.txt"):
         load_videos(tmp_path)
+
+
+def test_the_clouds_ranking_of_the_error_is_reported_per_joint_and_per_frame():
+    """`_ball` pairs each joint's 90 % radius with its error; `_ranking` says how well the radii
+    rank the errors: a cloud wide where the estimate is wrong ranks them, a reversed one does not."""
+    from handviz.eval.video_eval import _ball, _ranking
+
+    rng = np.random.default_rng(0)
+    frames = 8
+    truth = np.stack([hand_at(t) for t in range(frames)])
+    doubt = np.linspace(1.0, 12.0, 21)  # joint j is wrong by about doubt[j] mm
+    joints = truth.copy()
+    joints[:, :, 2] += doubt * rng.choice([-1.0, 1.0], (frames, 21)) * (1 + np.arange(frames))[:, None] / frames
+    scored = np.ones(frames, bool)
+    results = {}
+    for name, width in (("honest", doubt), ("reversed", doubt[::-1])):
+        hyps = []
+        for t in range(frames):
+            h = joints[t][None] + rng.normal(0, 1, (32, 21, 3)) * width[None, :, None] * (1 + t) / frames
+            hyps.append(h - h.mean(axis=0) + joints[t])
+        inside, radius, pairs = _ball(hyps, joints, truth, scored)
+        assert len(inside) == len(radius) == len(pairs) == frames and all(p.shape == (20, 2) for p in pairs)
+        results[name] = _ranking(pairs)
+    assert results["honest"][0] > 0.5 and results["honest"][1] > 0.9  # later frames: wider and more wrong
+    assert results["reversed"][0] < results["honest"][0] - 0.4  # the frames still rank alike
+    assert _ranking(pairs[:2]) == (None, None)

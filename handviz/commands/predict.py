@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     if args.obj_dir:
         args.obj_dir.mkdir(parents=True, exist_ok=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    video = _VideoRun(cascade, args.seed)
+    video = _VideoRun(cascade)
     with open(args.out, "w") as out, HandDetector(max_hands=2, static=True) as detector, video:
         for name, rgb in frames:
             h, w = rgb.shape[:2]
@@ -227,9 +227,8 @@ class _VideoRun:
     each video; `frame_of(name)` says which frame a name is (None: a photo) and starts a video at
     its frame 0."""
 
-    def __init__(self, cascade, seed: int) -> None:
+    def __init__(self, cascade) -> None:
         self._cascade = cascade
-        self._seed = seed
         self.detector = None
         self.hands = None
         self.fps = FALLBACK_VIDEO_FPS
@@ -245,7 +244,7 @@ class _VideoRun:
 
             self.close()
             self.detector = HandDetector(max_hands=2, static=False)
-            self.hands = VideoHands(mesh_pull=self._cascade.mesh_pull, seed=self._seed)
+            self.hands = VideoHands(mesh_pull=self._cascade.mesh_pull)
             self.fps = video_fps(Path(path))
         return frame
 

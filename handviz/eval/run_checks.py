@@ -117,7 +117,7 @@ def run_checks(cascade: Any, paths: Sequence[str | Path], n_hypotheses: int = HY
         for path in expand_inputs(paths):
             detector.close()
             detector = HandDetector(max_hands=2, static=False)  # fresh tracking per clip
-            over_time = VideoHands(mesh_pull=getattr(cascade, "mesh_pull", None), seed=FRAME_SEED)  # as the app
+            over_time = VideoHands(mesh_pull=getattr(cascade, "mesh_pull", None))  # as the app
             track: dict[str, list[np.ndarray]] = {}
             track_mp: dict[str, list[np.ndarray]] = {}
             entry: dict[str, Any] = {"input": str(path), "frames": 0, "hands": []}

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import pearsonr, spearmanr
 
 from handviz.data.real_folder import load_real_folder
 from handviz.data.real_sample import Sample
@@ -188,11 +189,12 @@ def _run_photo(cascade: Any, detector: Detector, rgb: np.ndarray, K: np.ndarray,
 
 
 def _ball(hypotheses: list[np.ndarray | None], joints: np.ndarray, truth: np.ndarray,
-          scored: np.ndarray) -> tuple[list[float], list[float]]:
+          scored: np.ndarray) -> tuple[list[float], list[float], list[np.ndarray]]:
     """Per scored frame: the share of labelled joints inside the cloud's 90 % ball (hypotheses
     and estimate aligned to the truth by the estimate's similarity, as handviz.types does it
-    shape-only), and the balls' mean radius (mm)."""
-    inside, radius = [], []
+    shape-only), the balls' mean radius (mm), and (J, 2) of each labelled joint's 90 % radius
+    and error but the wrist's (for the radii's ranking of the error, as `eval --real` reports)."""
+    inside, radius, pairs = [], [], []
     for t in np.where(scored)[0]:
         hyps = hypotheses[t]
         if hyps is None or len(hyps) < 2:
@@ -201,9 +203,21 @@ def _ball(hypotheses: list[np.ndarray | None], joints: np.ndarray, truth: np.nda
         est = joints[t]
         r90 = np.quantile(np.linalg.norm(similarity_aligned(hyps, est) - est, axis=-1), 0.9, axis=0)
         aligned = similarity_aligned(est[None][:, vis], truth[t][vis])[0]
-        inside.append(float(np.mean(np.linalg.norm(aligned - truth[t][vis], axis=-1) <= r90[vis])))
+        error = np.linalg.norm(aligned - truth[t][vis], axis=-1)
+        inside.append(float(np.mean(error <= r90[vis])))
         radius.append(float(r90[1:].mean()))
-    return inside, radius
+        not_wrist = np.flatnonzero(vis) != 0
+        pairs.append(np.c_[r90[vis][not_wrist], error[not_wrist]])
+    return inside, radius, pairs
+
+
+def _ranking(pairs: list[np.ndarray]) -> tuple[float | None, float | None]:
+    """(per-joint Pearson of radius and error, per-frame Spearman of their means) or Nones."""
+    if len(pairs) < 3:
+        return None, None
+    joints = np.concatenate(pairs)
+    frames = np.array([p.mean(axis=0) for p in pairs if len(p)])
+    return float(pearsonr(joints[:, 0], joints[:, 1])[0]), float(spearmanr(frames[:, 0], frames[:, 1])[0])
 
 
 def _bvh_error(joints: np.ndarray, fps: float) -> float | None:
@@ -224,6 +238,7 @@ def summarize(sequences: Sequence[tuple[str, _Sequence]], fps: float, bvh: bool 
     per_video, pa, acc, cv, inside, radius, bvh_err = [], {r: [] for r in RUNS}, \
         {r: [0.0, 0] for r in RUNS}, {r: [] for r in RUNS}, {r: [] for r in RUNS[:2]}, \
         {r: [] for r in RUNS[:2]}, {r: [] for r in RUNS[:2]}
+    pairs: dict[str, list[np.ndarray]] = {r: [] for r in RUNS[:2]}
     for name, seq in sequences:
         labelled = np.sum(np.all(np.isfinite(seq.truth), axis=2), axis=1) >= 6
         scored = labelled & np.all([np.all(np.isfinite(seq.runs[r]), axis=(1, 2)) for r in RUNS], axis=0)
@@ -243,9 +258,10 @@ def summarize(sequences: Sequence[tuple[str, _Sequence]], fps: float, bvh: bool 
                         "acceleration_error_mm": _num(a) if n else None,
                         "bone_length_cv": _num(cv[run][-1]) if run != "photos" else None}
         for run in RUNS[:2]:
-            i, r = _ball(seq.hypotheses[run], seq.runs[run], seq.truth, scored)
+            i, r, p = _ball(seq.hypotheses[run], seq.runs[run], seq.truth, scored)
             inside[run] += i
             radius[run] += r
+            pairs[run] += p
             if bvh:
                 bvh_err[run].append(_bvh_error(seq.runs[run], fps))
                 row[run]["bvh_fixed_bones_mm"] = _num(bvh_err[run][-1])
@@ -261,6 +277,9 @@ def summarize(sequences: Sequence[tuple[str, _Sequence]], fps: float, bvh: bool 
     for run in RUNS[:2]:
         overall[run]["ball_coverage_90"] = _num(np.mean(inside[run])) if inside[run] else None
         overall[run]["mean_radius_90_mm"] = _num(np.mean(radius[run])) if radius[run] else None
+        pearson, spearman = _ranking(pairs[run])
+        overall[run]["radius_error_pearson"] = _num(pearson) if pearson is not None else None
+        overall[run]["radius_error_spearman_per_frame"] = _num(spearman) if spearman is not None else None
         values = [v for v in bvh_err[run] if v is not None]
         overall[run]["bvh_fixed_bones_mm"] = _num(np.mean(values)) if values else None
     overall["scored_frames"] = int(sum(len(p) for p in pa["temporal"]))
@@ -299,7 +318,7 @@ def evaluate_videos(cascade: Any, root: str | Path, n_hypotheses: int = HYPOTHES
         for frames in videos:
             detector = detector_factory()  # a fresh tracker per video
             try:
-                hands = VideoHands(temporal, getattr(cascade, "mesh_pull", None), seed=seed)
+                hands = VideoHands(temporal, getattr(cascade, "mesh_pull", None))
                 found = run_video(cascade, frames, detector, photo_detector, hands, n_hypotheses, seed, ddim_steps,
                                   fps, read)
             finally:

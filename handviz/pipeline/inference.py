@@ -84,7 +84,7 @@ def cascade_backend(cascade: CascadeLike, fingerprint: str | None = None) -> Inf
                                seed=FRAME_SEED)
 
     def temporal() -> VideoHands:
-        return VideoHands(mesh_pull=getattr(cascade, "mesh_pull", None), seed=FRAME_SEED)
+        return VideoHands(mesh_pull=getattr(cascade, "mesh_pull", None))
 
     return InferenceBackend(infer=infer, name="cascade", device=str(cascade.device),
                             faces=np.asarray(cascade.faces, dtype=np.int32), fingerprint=fingerprint,
