@@ -64,14 +64,6 @@ class PosteriorConfig:
     radius at the digit's base, its two middle joints and its tip (the base on the palm moves
     less, so the palm keeps its length; the tip, wrong most often, most). thumb_lean_share: the
     thumb's leans times this (on the dev set its radii fell short of its error most often).
-
-    dip_hyperextension_deg: each finger's tip is moved along its ray until its DIP bends back by
-    at most this (`within_dip_limit`; None: not at all). The fused hand bent a DIP back by more
-    than 30 degrees in 12 % of the dev set's fingers (more than 45 in 5 %, down to 61), the
-    triangulated truth in 0.3 % (none past 45). Dev set, 5 seeds, estimate 10.49 mm without:
-    30 degrees 10.45, 20 degrees 10.44, 10 degrees 10.42, 0 degrees 10.42 mm; the cloud's
-    measures unchanged (per-joint Pearson 0.534 -> 0.532, per-photo Spearman 0.480 -> 0.484,
-    90 % ball 86.4 -> 86.8 %). Without test-time augmentation (3 seeds): 10.43 -> 10.37 mm.
     """
 
     world_weight: float = 1 / 3
@@ -82,7 +74,6 @@ class PosteriorConfig:
     blend_spread_scale: float = 1.0
     lean_profile: tuple[float, float, float, float] = (0.5, 1.0, 1.0, 1.0)
     thumb_lean_share: float = 1.0
-    dip_hyperextension_deg: float | None = None
     doubt: JointDoubt = field(default_factory=lambda: JointDoubt())
 
     def __post_init__(self) -> None:
@@ -277,34 +268,6 @@ _DIGIT_OF_JOINT = np.repeat(np.arange(len(DIGIT_CHAINS)), _DIGIT_PATHS.shape[1] 
 #: set: palm length max/min over one photo's blends 1.26 -> 1.23, best-of-32 9.61 -> 9.56 mm).
 #: The leaning hypotheses have their own shares, PosteriorConfig.lean_profile.
 _BASE_SHARE_OF_JOINT = np.where(np.isin(np.arange(21), [chain[0] for chain in DIGIT_CHAINS]), 0.5, 1.0)
-#: The four fingers' PIP, DIP and tip; where a tip may be moved along its ray (mm of depth, 0.5 mm apart).
-_FINGER_PIP_DIP_TIP = np.array([chain[1:] for chain in DIGIT_CHAINS[1:]])
-_TIP_SEARCH_MM = np.linspace(-60.0, 60.0, 241)
-
-
-def within_dip_limit(depths: np.ndarray, rays: np.ndarray, limit_deg: float) -> np.ndarray:
-    """depths (21,) of a right hand on its rays (21, 2), with each finger's tip moved along its ray
-    to the nearest depth where its DIP bends back (away from the palm) by at most limit_deg.
-
-    A depth error at a fingertip (the joint most often wrong) bends the last joint backwards, and
-    a DIP bent back by 60 degrees is no hand; the cascade mirrors a left hand before this."""
-    out = np.array(depths, np.float64, copy=True)
-    pts = on_rays(out, rays)
-    palm_side = np.cross(pts[9] - pts[0], pts[17] - pts[5])  # the palm's normal, toward its inside
-    cos_limit = math.cos(math.radians(limit_deg))
-    for pip, dip, tip in _FINGER_PIP_DIP_TIP:
-        middle = pts[dip] - pts[pip]
-        z = out[tip] + _TIP_SEARCH_MM
-        distal = on_rays(z, np.broadcast_to(rays[tip], (len(z), 2))) - pts[dip]  # (K, 3)
-        along = distal @ middle / (middle @ middle)
-        backwards = (distal - along[:, None] * middle) @ palm_side < 0
-        cos_bend = along * np.linalg.norm(middle) / np.maximum(np.linalg.norm(distal, axis=1), 1e-9)
-        allowed = ~backwards | (cos_bend >= cos_limit)
-        here = len(z) // 2
-        if allowed[here] or not allowed.any():
-            continue
-        out[tip] = z[np.argmin(np.where(allowed, np.abs(_TIP_SEARCH_MM), np.inf))]
-    return out
 
 
 def wrist_to_tip_lengths(hands: np.ndarray) -> np.ndarray:
@@ -403,9 +366,6 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     z_gap = np.zeros(len(mean)) if image_z is None else np.abs((image_z - image_z[0]) - (centre_depth - centre_depth[0]))
     extent_mm = max(hand_extent_px(kp2d), 1.0) * float(centre[0, 2]) / fx  # the hand's 2D extent at its depth
     tta_kp, tta_w = tta_spreads(kp2d, tta_keypoints, mediapipe_world, tta_world)
-    if cfg.dip_hyperextension_deg is not None:  # after the doubt's gap: it reads the sources' disagreement
-        centre_depth = within_dip_limit(centre_depth, rays + pull, cfg.dip_hyperextension_deg)
-        centre = on_rays(centre_depth, rays + pull)
     if signals is not None:
         signals.update(image_z=z_gap / extent_mm, tta_keypoints=tta_kp, tta_world=tta_w)
     sigma = cfg.doubt.expected_error(z_gap / extent_mm, tta_kp, tta_w)  # (21,) mm
