@@ -58,8 +58,8 @@ WHITE_NOISE_MM = 1.0
 class TemporalConfig:
     """The temporal model's assumptions, each with its unit and its measured reason: the dev set's
     8 real videos (`handviz eval --real DIR --videos`), mean of 3 seeds, against these settings
-    (PA-MPJPE 10.27 mm, 0.98x the same frames as photos; acceleration 0.50x MediaPipe's;
-    bone-length CV 1.6 %; 90 % ball 85 % at 17.1 mm; still-clip jitter 0.98 mm). Most figures
+    (PA-MPJPE 10.26 mm, 0.98x the same frames as photos; acceleration 0.50x MediaPipe's;
+    bone-length CV 1.6 %; 90 % ball 86 % at 17.2 mm; still-clip jitter 0.98 mm). Most figures
     per setting below were measured before MediaPipe's outputs were smoothed ahead of the
     cascade (stop 28; the keypoints' rays were smoothed after it: 10.20 mm, 0.57x), and before the
     hand shown got the skeleton's bones exactly and the lines of sight were smoothed, against
@@ -263,7 +263,6 @@ class DepthKalman:
         return self.x[L_].copy()
 
 
-
 def _to_state(depths: np.ndarray) -> np.ndarray:
     """(21,) camera-frame depths -> [Z, d_1..d_20] (the wrist's, and each joint's from the wrist)."""
     z = np.asarray(depths, np.float64)
@@ -367,7 +366,7 @@ class DetectionFilter:
 
 
 class HandTrackFilter:
-    """One tracked hand: its filter (depths and skeleton), its frame count and the cloud's draws."""
+    """One tracked hand: its filter (depths and skeleton) and its frame count."""
 
     def __init__(self, cfg: TemporalConfig) -> None:
         self.cfg = cfg

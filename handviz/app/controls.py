@@ -59,8 +59,8 @@ class ControlsPanel(QWidget):
         self.ddim_steps.setToolTip("DDIM denoising steps per stage (1 is the real-time setting)")
         self.temporal = QCheckBox("Follow each hand")
         self.temporal.setChecked(True)
-        self.temporal.setToolTip("Fuse each hand over the frames: its bones held, its depths filtered, its cloud "
-                                 "settling (off: every frame stands alone)")
+        self.temporal.setToolTip("Fuse each hand over the frames: its bones held, its depths filtered "
+                                 "(off: every frame stands alone)")
         self.mirror = QCheckBox("Selfie view")
         self.focal = QDoubleSpinBox(minimum=0.0, maximum=10000.0, decimals=0, singleStep=10.0)
         self.focal.setSpecialValueText(f"auto ({DEFAULT_FOV_DEG:.0f}° FOV)")

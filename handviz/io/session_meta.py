@@ -26,7 +26,9 @@ class SessionMeta:
     model_fingerprint: str | None  # weights_fingerprint() of the cascade's weights; None: no model
     n_hypotheses: int  # joint hypotheses per hand asked of the model
     ddim_steps: int
-    temporal: bool  # hands followed over time (handviz.temporal); older sessions say "smoothing" (a One-Euro filter, removed)
+    #: Hands followed over time (handviz.temporal); older sessions say "smoothing" instead (a
+    #: One-Euro filter on the mesh, since removed).
+    temporal: bool
 
     def __post_init__(self) -> None:
         if self.recorded_by not in RECORDERS:
