@@ -31,7 +31,8 @@ extended Kalman filter in filterpy's shape (x, P, F, Q, H, R; predict, update):
 - **Output**: every joint on its line of sight (the smoothed keypoint's ray) at the filtered depth, then each bone set to the
   person's length (`with_bone_lengths`: the filter holds the bones only as well as bone_sd says,
   the hand shown holds them exactly); the cloud is the frame's own (its doubt, joint by joint)
-  moved onto these joints; the mesh moved onto the new joints.
+  moved onto these joints, each joint's offsets widened by how far the hand over time departs
+  from the frame's estimate there (`cloud_over_time`); the mesh moved onto the new joints.
 
 Nothing here waits for a later frame. Shapes: joints (21, 3) mm, camera frame (x right, y down,
 z forward); K (3, 3).
@@ -44,6 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from handviz.geometry import similarity_aligned
 from handviz.placement import distance_interval
 from handviz.types import JOINT_PARENTS, NUM_JOINTS, Detection, HandEstimate
 
@@ -59,7 +61,7 @@ class TemporalConfig:
     """The temporal model's assumptions, each with its unit and its measured reason: the dev set's
     8 real videos (`handviz eval --real DIR --videos`), mean of 3 seeds, against these settings
     (PA-MPJPE 10.26 mm, 0.98x the same frames as photos; acceleration 0.50x MediaPipe's;
-    bone-length CV 1.6 %; 90 % ball 86 % at 17.2 mm; still-clip jitter 0.98 mm). Most figures
+    bone-length CV 1.6 %; 90 % ball 87 % at 17.2 mm; still-clip jitter 0.98 mm). Most figures
     per setting below were measured before MediaPipe's outputs were smoothed ahead of the
     cascade (stop 28; the keypoints' rays were smoothed after it: 10.20 mm, 0.57x), and before the
     hand shown got the skeleton's bones exactly and the lines of sight were smoothed, against
@@ -104,13 +106,6 @@ class TemporalConfig:
       jitter of `eval --checks` 1.91 mm): 0.2, 77, 6 mm: 10.26 mm, 0.518x; 0.3, 77, 10 mm: 10.28
       mm, 0.505x; 0.4, 77, 12 mm: 10.29 mm, 0.499x. Keeping the rays' filter after the cascade
       as well: the same acceleration for more error (10.29 mm, 0.505x at 0.2 and 6 mm).
-    cloud_scale: the cloud over time is the frame's cloud (each hypothesis' offset from the frame's
-      estimate) times this, around the joints over time. The filter's own posterior drew it until
-      stop 29 and settled as frames came in, but the frames' errors persist (they correlate 0.97
-      from frame to frame), so it settled where the error did not: its radii ranked the per-joint
-      error at Pearson 0.24 and the per-frame error at Spearman -0.01 (3 seeds; 90 % ball 85.4 %
-      at 17.1 mm). The frame's cloud ranks them at 0.45 and 0.25; x1.0 holds 84.1 % at 16.5 mm,
-      x1.05 86.2 % at 17.2 mm, x1.1 88.0 % at 17.9 mm.
     iterations: relinearisations of the skeleton's update (1: +0.07 mm, CV 6.0 %; stop 29, 3 seeds
       with the input filter: 3 gave 10.265 mm, 0.500x, CV 1.63 %, 2 gives 10.263 mm, 0.500x, CV
       1.65 % for one update fewer, ~0.35 ms a hand-frame).
@@ -128,7 +123,6 @@ class TemporalConfig:
     gate_sd: float = 3.0
     max_gap_s: float = 0.5
     iterations: int = 2
-    cloud_scale: float = 1.05
     detection_noise: float = 0.4
     detection_accel: float = 77.0
     world_noise_mm: float = 12.0
@@ -413,13 +407,32 @@ class HandTrackFilter:
         on_sight = depths[:, None] * sight
         joints = with_bone_lengths(on_sight, self.kalman.skeleton)
         frame_joints = np.asarray(estimate.joints_3d, np.float64)
-        offsets = np.asarray(estimate.joint_hypotheses, np.float64) - frame_joints  # the frame's doubt
-        hyps = joints + self.cfg.cloud_scale * offsets
+        hyps = cloud_over_time(estimate, joints)
         vertices = np.asarray(estimate.vertices, np.float64)
         if mesh_pull is not None and len(vertices) == len(mesh_pull):
             vertices = vertices + mesh_pull @ (joints - frame_joints)
         return estimate.replaced(joints_3d=joints, joint_hypotheses=hyps, vertices=vertices.astype(np.float32),
                                  distance_mm=distance_interval(joints))
+
+
+def cloud_over_time(frame: HandEstimate, joints: np.ndarray) -> np.ndarray:
+    """(N, 21, 3) mm: the frame's hypotheses moved onto the joints over time (21, 3), each joint's
+    offsets from the frame's estimate widened by sqrt(1 + (gap / radius)^2): gap, how far the two
+    estimates' shapes differ there (similarity-aligned), radius, the frame's 90 % radius. Where
+    they disagree one of them is wrong, so that joint's ball grows by the gap, in quadrature.
+
+    The filter's own posterior drew the cloud until stop 29; it settled as frames came in, but
+    the frames' errors persist (they correlate 0.97 from frame to frame), so its radii did not
+    rank the error (dev set's videos, 3 seeds: per-joint Pearson 0.24, per-frame Spearman -0.01,
+    90 % ball 85.4 % at 17.1 mm). The frame's cloud alone: 0.45, 0.25, 84.1 % at 16.5 mm (x1.05:
+    86.2 % at 17.2 mm); widened by the gap: 0.48, 0.27, 86.7 % at 17.2 mm (the gap in mm from
+    the wrist instead: 0.49, 0.29, 86.2 %; twice the gap: 0.45, 0.30, 88.5 % at 18.4 mm).
+    """
+    frame_joints = np.asarray(frame.joints_3d, np.float64)
+    offsets = np.asarray(frame.joint_hypotheses, np.float64) - frame_joints
+    radius = np.maximum(np.asarray(frame.joint_radius_90, np.float64), 1.0)
+    gap = np.linalg.norm(similarity_aligned(frame_joints[None], joints)[0] - joints, axis=1)
+    return joints + np.sqrt(1.0 + (gap / radius) ** 2)[:, None] * offsets
 
 
 class VideoHands:

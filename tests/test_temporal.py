@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from handviz.geometry import project
+from handviz.geometry import project, similarity_aligned
 from handviz.hand.asset import load_hand_asset
 from handviz.temporal import LINKS, TemporalConfig, VideoHands, link_lengths
 from handviz.types import DIGIT_CHAINS, Detection, HandEstimate
@@ -76,10 +76,10 @@ def test_a_still_hand_converges(cfg: TemporalConfig, gain: float):
     assert np.mean(errors[-30:]) < gain * frame_error
 
 
-def test_the_cloud_over_time_keeps_the_frames_doubt_joint_by_joint():
+def test_the_cloud_over_time_keeps_the_frames_doubt_widened_where_the_estimates_disagree():
     """The frames' errors persist, so the cloud does not settle: it is each frame's own (the
-    offsets of its hypotheses), scaled by cloud_scale, around the joints over time. A finger the
-    frame doubts stays the widest after many frames."""
+    offsets of its hypotheses) around the joints over time, each joint's offsets widened by
+    sqrt(1 + (gap / radius)^2). A finger the frame doubts stays the widest after many frames."""
     rng = np.random.default_rng(3)
     truth = true_hand()
     video = VideoHands()
@@ -90,11 +90,14 @@ def test_the_cloud_over_time_keeps_the_frames_doubt_joint_by_joint():
         lean[:, INDEX, 2] -= lean[:, INDEX, 2].mean(axis=0) - frame.joints_3d[INDEX, 2]
         frame = frame.replaced(joint_hypotheses=lean)
         out = video([frame], K, k / FPS)[0]
-    scale = TemporalConfig().cloud_scale
+    aligned = similarity_aligned(frame.joints_3d[None].astype(np.float64), out.joints_3d.astype(np.float64))[0]
+    gap = np.linalg.norm(aligned - out.joints_3d, axis=1)
+    widen = np.sqrt(1.0 + (gap / np.maximum(frame.joint_radius_90, 1.0)) ** 2)
+    assert widen.max() > 1.01  # the hand over time does depart from this frame somewhere
     np.testing.assert_allclose(out.joint_hypotheses - out.joints_3d,
-                               scale * (frame.joint_hypotheses - frame.joints_3d), atol=1e-3)
+                               widen[:, None] * (frame.joint_hypotheses - frame.joints_3d), atol=2e-3)
     radius = out.joint_radius_90
-    assert set(np.argsort(radius)[-4:]) == set(INDEX) and radius[INDEX].min() > 2 * np.median(radius[1:])
+    assert set(np.argsort(radius)[-4:]) == set(INDEX) and radius[INDEX].min() > 1.5 * np.median(radius[1:])
 
 
 def test_a_finger_flipped_in_one_frame_is_out_voted():
