@@ -68,7 +68,8 @@ class TemporalConfig:
     10.32 mm and a bone-length CV of 5.9 %.
 
     depth_noise_scale: a frame's depth error SD per joint is this times its joint_radius_90
-      (0.7: 10.30 mm but the ball holds 78 %; the cloud keeps the frames' calibration at 1).
+      (0.7: 10.30 mm, but the filter's cloud of the time held the truth in its 90 % ball 78 % of
+      the time; 1 keeps the frames' own calibration).
     wrist_noise_mm: a frame's error SD on the wrist's distance, mm (20: +0.02 mm).
     hand_accel: the wrist's distance, white-noise acceleration, mm/s^2 over one second (10000: same).
     articulation_accel: each joint's depth from the wrist, the same (5000: same; 3000 lags behind
