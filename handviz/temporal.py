@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from handviz.data.noise_model import hand_size_px
 from handviz.geometry import similarity_aligned
 from handviz.placement import distance_interval
 from handviz.types import JOINT_PARENTS, NUM_JOINTS, Detection, HandEstimate
@@ -319,12 +320,6 @@ class ConstantVelocity:
         return self.x.copy()
 
 
-def hand_size_px(keypoints_2d: np.ndarray) -> float:
-    """The keypoints' RMS distance from their centroid (px): the hand's size in the image."""
-    kp = np.asarray(keypoints_2d, np.float64)
-    return float(np.sqrt(((kp - kp.mean(axis=0)) ** 2).sum(axis=1).mean()))
-
-
 class DetectionFilter:
     """One tracked hand's MediaPipe outputs over time (see the module's docstring): its keypoints
     and their image z, in units of the hand's 2D size, and its world landmarks, in mm."""
@@ -340,7 +335,7 @@ class DetectionFilter:
         dt = None if self.time is None else t - self.time
         self.time = t
         restart = dt is None or not 0 < dt <= self.cfg.max_gap_s
-        size = max(hand_size_px(detection.keypoints_2d), 1.0)
+        size = max(float(hand_size_px(np.asarray(detection.keypoints_2d, np.float64))), 1.0)
         parts = {"keypoints_2d": (detection.keypoints_2d, self.cfg.detection_noise * size,
                                   self.cfg.detection_accel * size),
                  "keypoints_z": (detection.keypoints_z, self.cfg.detection_noise * size,
