@@ -76,6 +76,35 @@ def test_rendered_mesh_stays_whole_when_it_moves_away(scene):
     assert abs(back_px - near_px) < 0.1 * near_px
 
 
+def _on_screen(plotter: pv.Plotter, points: np.ndarray) -> np.ndarray:
+    """(P, 3) world points -> (P, 2) display pixels of the plotter's current view."""
+    renderer = plotter.renderer
+    out = []
+    for p in np.asarray(points, np.float64):
+        renderer.SetWorldPoint(*p, 1.0)
+        renderer.WorldToDisplay()
+        out.append(renderer.GetDisplayPoint()[:2])
+    return np.asarray(out)
+
+
+def test_default_view_shows_the_clouds_depth(scene):
+    """Every hypothesis lies on its keypoint's ray, so from the camera's own position a joint's
+    hypotheses are one dot and the doubt cannot be seen. The default view turns about the hand:
+    each joint's hypotheses, spread +-20 mm in depth only, must spread across the screen by at
+    least a third of what a view from the side would show."""
+    hand = hand_at(450.0)
+    depth = np.linspace(-20.0, 20.0, 8)[:, None, None]
+    rays = hand.joints_3d / np.linalg.norm(hand.joints_3d, axis=1, keepdims=True)
+    hand.joint_hypotheses = (hand.joints_3d[None] + depth * rays[None]).astype(np.float32)
+    scene.show_hands([hand])
+    scene.reset_view()
+    cam = scene.plotter.camera
+    focal_px = scene.plotter.window_size[1] / 2 / np.tan(np.radians(cam.view_angle / 2))
+    side_view_px = 40.0 * focal_px / 450.0
+    spans = [np.ptp(_on_screen(scene.plotter, hand.joint_hypotheses[:, j]), axis=0).max() for j in range(21)]
+    assert np.median(spans) > side_view_px / 3, (np.median(spans), side_view_px)
+
+
 def test_two_hands_fill_both_slots_and_hidden_when_gone(scene):
     right, left = hand_at(450), hand_at(500, handedness="Left")
     assert scene.show_hands([right, left]) == 2

@@ -5,7 +5,8 @@ Per hand slot (right, left): the aggregate mesh (smooth shaded, per-hand colour)
 coloured by their joint's spread on a fixed mm scale). Actors are made once; a new result writes
 `points[:]` and resets the camera's clipping range (so no depth ever slices the hand). The scene
 never renders by itself: its owner renders once per displayed frame (see DESIGN.md, "Frame
-budget"). The camera starts where the real camera is (origin, +z forward, y down).
+budget"). The view starts beside the real camera (its position turned about the hand, y down),
+so the cloud's depth is in sight.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ STATUS_FONT_PT = 9
 STATUS_CORNER = (0.006, 0.992)
 #: Where the view looks when there is no hand yet (mm in front of the camera).
 DEFAULT_DEPTH_MM = 450.0
+#: The default view turns about the hand from the camera's own position (degrees: sideways, then
+#: down onto the hand). Every hypothesis lies on its keypoint's ray, so from the camera itself a
+#: joint's 32 hypotheses and the wrist's distance interval each show as one dot: the doubt is in
+#: depth, and only a view from the side shows it.
+VIEW_AZIMUTH_DEG = 30.0
+VIEW_ELEVATION_DEG = 15.0
 
 
 def _distance_text(distance_mm: tuple[float, float]) -> str:
@@ -239,13 +246,18 @@ class HandScene:
             self._move_focus_to(self._focus)
 
     def reset_view(self) -> None:
-        """Look from the camera: origin, +z forward, y down, the camera's vertical field of view."""
+        """Look at the hand from beside the camera: from the camera's position (y down, its
+        vertical field of view) turned about the hand by VIEW_AZIMUTH_DEG and VIEW_ELEVATION_DEG,
+        so the hypotheses' spread in depth is in sight."""
         cam = self.plotter.camera
         target = self._focus if self._focus is not None else np.array([0.0, 0.0, DEFAULT_DEPTH_MM])
         cam.position = (0.0, 0.0, 0.0)
         cam.focal_point = tuple(float(v) for v in target)
         cam.up = (0.0, -1.0, 0.0)
         cam.view_angle = self._vertical_fov_deg
+        cam.Azimuth(VIEW_AZIMUTH_DEG)
+        cam.Elevation(VIEW_ELEVATION_DEG)
+        cam.OrthogonalizeViewUp()
         self.plotter.reset_camera_clipping_range()
 
     def set_intrinsics(self, K: np.ndarray, height: int) -> None:
