@@ -105,6 +105,36 @@ def test_default_view_shows_the_clouds_depth(scene):
     assert np.median(spans) > side_view_px / 3, (np.median(spans), side_view_px)
 
 
+def test_a_hand_that_leaves_the_view_brings_it_back_and_a_small_move_does_not(scene):
+    """Seen from beside the camera, a hand that moves across the image can leave the view. With
+    Follow hand off the view stays put while the hand's joints stay in SIGHT_BOX, and looks at
+    the hand again, from the same direction, once they leave it."""
+    import dataclasses
+
+    from handviz.scene.hand_scene import SIGHT_BOX
+
+    def shifted(hand: HandEstimate, dx: float) -> HandEstimate:
+        move = np.float32([dx, 0.0, 0.0])
+        return dataclasses.replace(hand, joints_3d=hand.joints_3d + move, joint_hypotheses=hand.joint_hypotheses + move,
+                                   vertices=hand.vertices + move)
+
+    def ndc_x(points: np.ndarray) -> np.ndarray:
+        xy = _on_screen(scene.plotter, points)
+        return 2.0 * xy[:, 0] / scene.plotter.window_size[0] - 1.0
+
+    hand = hand_at(450.0, scale=0.5)
+    scene.show_hands([hand])
+    direction = np.asarray(scene.plotter.camera.direction)
+    focus = np.asarray(scene.plotter.camera.focal_point)
+    scene.show_hands([shifted(hand, 15.0)])
+    np.testing.assert_allclose(scene.plotter.camera.focal_point, focus)  # a small move: the view stays
+    far = shifted(hand, 250.0)
+    scene.show_hands([far])
+    x = ndc_x(far.joints_3d)
+    assert SIGHT_BOX[0][0] <= x.min() and x.max() <= SIGHT_BOX[0][1], x
+    np.testing.assert_allclose(scene.plotter.camera.direction, direction, atol=1e-9)  # from the same direction
+
+
 def test_two_hands_fill_both_slots_and_hidden_when_gone(scene):
     right, left = hand_at(450), hand_at(500, handedness="Left")
     assert scene.show_hands([right, left]) == 2

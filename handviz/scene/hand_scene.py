@@ -44,6 +44,12 @@ DEFAULT_DEPTH_MM = 450.0
 #: depth, and only a view from the side shows it.
 VIEW_AZIMUTH_DEG = 30.0
 VIEW_ELEVATION_DEG = 15.0
+#: With Follow hand off the view stays put until a hand's joints leave this part of it (x and y
+#: ranges in normalised device coordinates, -1 to 1; the right edge clear of the colour bar), and
+#: then it looks at the hands again, from the same direction and at the same zoom. Seen from beside the camera, a hand
+#: that moves across the image can leave the view (the demo clip: 34 % of its frames with a fixed
+#: view, from the camera's own position none).
+SIGHT_BOX = ((-0.9, 0.68), (-0.9, 0.9))
 
 
 def _distance_text(distance_mm: tuple[float, float]) -> str:
@@ -270,6 +276,7 @@ class HandScene:
         number of hands drawn. The clipping range follows the hands on every update, so a hand
         that moves away or closer is never cut by the near or far plane (Follow hand on or off)."""
         by_slot: dict[str, HandEstimate] = {}
+        moved = False
         for hand in hands:
             by_slot.setdefault(hand.handedness if hand.handedness in SLOTS else "Right", hand)
         sign = np.array([-1.0 if self._mirrored else 1.0, 1.0, 1.0], np.float32)
@@ -283,11 +290,15 @@ class HandScene:
             centre = np.mean([h.joints_3d.mean(axis=0) for h in by_slot.values()], axis=0) * sign
             first = self._focus is None
             self._focus = centre.astype(np.float64)
+            joints = np.concatenate([h.joints_3d for h in by_slot.values()]) * sign
+            moved = self._follow or (not first and not self._in_sight(joints))
             if self._follow:
                 self._move_focus_to(self._focus)  # resets the clipping range too
+            elif moved:
+                self._look_again_at(self._focus)
             elif first:
                 self.reset_view()
-        if not (by_slot and self._follow):  # once per frame: VTK walks every actor's bounds (~0.8 ms)
+        if not (by_slot and moved):  # once per frame: VTK walks every actor's bounds (~0.8 ms)
             self.plotter.reset_camera_clipping_range()
         self.status_text = message or (f"{len(by_slot)} hand(s)" if by_slot else "no hand")
         distances = [f"{name.lower()} {_distance_text(hand.distance_mm)}" for name, hand in by_slot.items()
@@ -339,6 +350,30 @@ class HandScene:
         # The colour key only means something when a shown cloud has more than one hypothesis.
         spread_shown = any(s.present and s.cloud.n_points > NUM_JOINTS for s in self._slots.values())
         self._scalar_bar.SetVisibility(self._cloud_visible and spread_shown)
+
+    def _in_sight(self, points: np.ndarray) -> bool:
+        """Whether every point (P, 3) lies in the view's SIGHT_BOX (normalised device coordinates)."""
+        aspect = self.plotter.renderer.GetTiledAspectRatio()
+        m = self.plotter.camera.GetCompositeProjectionTransformMatrix(aspect, -1.0, 1.0)
+        M = np.array([[m.GetElement(i, j) for j in range(4)] for i in range(4)])
+        h = np.c_[np.asarray(points, np.float64), np.ones(len(points))] @ M.T
+        if np.any(h[:, 3] <= 0):
+            return False  # behind the viewer
+        ndc = h[:, :2] / h[:, 3:]
+        (x0, x1), (y0, y1) = SIGHT_BOX
+        return bool(np.all((ndc[:, 0] >= x0) & (ndc[:, 0] <= x1) & (ndc[:, 1] >= y0) & (ndc[:, 1] <= y1)))
+
+    def _look_again_at(self, target: np.ndarray) -> None:
+        """Look at target from the user's viewing direction, as far from it as the view was from
+        its old focus, relative to the real camera: a hand farther from the camera looks smaller
+        (unlike Follow hand, which keeps the distance to the hand)."""
+        cam = self.plotter.camera
+        focus, position = np.asarray(cam.focal_point, np.float64), np.asarray(cam.position, np.float64)
+        ratio = np.linalg.norm(position - focus) / max(float(np.linalg.norm(focus)), 1.0)
+        target = np.asarray(target, np.float64)
+        cam.position = tuple(target - np.asarray(cam.direction) * ratio * float(np.linalg.norm(target)))
+        cam.focal_point = tuple(float(v) for v in target)
+        self.plotter.reset_camera_clipping_range()
 
     def _move_focus_to(self, target: np.ndarray) -> None:
         """Shift the camera so it looks at target, keeping the user's viewing direction."""
