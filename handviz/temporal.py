@@ -20,7 +20,8 @@ extended Kalman filter in filterpy's shape (x, P, F, Q, H, R; predict, update):
   keypoints' own 2D noise does to a bone across its line of sight (nonlinear: an iterated
   extended Kalman update).
   The lengths L start from the first frame's and are learnt from every frame until
-  `skeleton_frames`, then held. The linearisation keeps each bone on the side of the camera it
+  `skeleton_frames`, then held, but for the thumb's, which are learnt throughout
+  (`LEARNT_THROUGHOUT`). The linearisation keeps each bone on the side of the camera it
   was on (near or far), unless the frames say otherwise.
 - **What MediaPipe says, smoothed first** (`DetectionFilter`, before the cascade): on a still
   hand its keypoints, their image z and its world landmarks shake from frame to frame (its
@@ -53,6 +54,15 @@ from handviz.types import JOINT_PARENTS, NUM_JOINTS, Detection, HandEstimate
 
 #: The bones whose lengths the skeleton holds: (parent, child), the 20 of the kinematic tree.
 LINKS: tuple[tuple[int, int], ...] = tuple((p, c) for c, p in enumerate(JOINT_PARENTS) if p >= 0)
+#: The bones still learnt once the skeleton is held: the thumb's (the links to its joints 1-4).
+#: Held from the 15th frame like the others, the thumb was the one digit the hand over time got
+#: worse than single frames did (dev set's videos, seed 0: its last two joints 13.0 / 19.6 mm
+#: against 11.2 / 16.6 mm): in a grasp it turns toward and away from the camera, so its first
+#: frames say little about its lengths. Learnt throughout (3 seeds): PA-MPJPE 10.26 -> 10.11 mm
+#: (each seed 0.14-0.18 mm better, 6 of 8 videos), bone-length CV 1.65 -> 1.83 %, acceleration
+#: the same (0.501x MediaPipe's). Every bone learnt throughout: 10.25 mm at CV 3.3 %; the fingers'
+#: and the thumb's (the palm's held): 10.18 mm at CV 3.1 %.
+LEARNT_THROUGHOUT = tuple(k for k, (_, child) in enumerate(LINKS) if child in (1, 2, 3, 4))
 #: The measurement's white part (mm): what is left of a frame's depth error once its lasting part
 #: (e) is modelled; it keeps R invertible.
 WHITE_NOISE_MM = 1.0
@@ -92,7 +102,8 @@ class TemporalConfig:
     keypoint_noise_px: MediaPipe's 2D keypoint error, px, which moves a joint across its ray and
       so lengthens or shortens a bone (the dev set's median 6.4 px, RMS 12.8 px against the labels;
       4: +0.7 mm; 12: -0.06 mm, CV 6.9 %).
-    skeleton_frames: the skeleton is learnt from this many frames, then held; the hand shown has
+    skeleton_frames: the skeleton is learnt from this many frames, then held (the thumb's bones
+      are learnt throughout, LEARNT_THROUGHOUT); the hand shown has
       the learnt bones from the first frame on (`with_bone_lengths`), so while they are learnt they
       still change (2 seeds: 30 frames 10.09 mm, bone-length CV 2.4 %; 15: 10.18 mm, 1.7 %; 10:
       10.27 mm, 1.4 %; on the dev set's 76-frame videos the learning is a fifth of every video).
@@ -240,9 +251,11 @@ class DepthKalman:
             x = self.x
 
     def hold_skeleton(self) -> None:
-        """From now on L is the person's, no longer learnt (no doubt left in it for the filter)."""
-        self.P[L_, :] = 0.0
-        self.P[:, L_] = 0.0
+        """From now on L is the person's, no longer learnt (no doubt left in it for the filter),
+        but for the bones of LEARNT_THROUGHOUT."""
+        held = np.setdiff1d(np.arange(len(LINKS)), LEARNT_THROUGHOUT) + L_.start
+        self.P[held, :] = 0.0
+        self.P[:, held] = 0.0
         self.skeleton_held = True
 
     def _correct(self, innovation: np.ndarray, H: np.ndarray, R: np.ndarray) -> None:
