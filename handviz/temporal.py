@@ -72,8 +72,8 @@ WHITE_NOISE_MM = 1.0
 class TemporalConfig:
     """The temporal model's assumptions, each with its unit and its measured reason: the dev set's
     8 real videos (`handviz eval --real DIR --videos`), mean of 3 seeds, against these settings
-    (PA-MPJPE 10.26 mm, 0.98x the same frames as photos; acceleration 0.50x MediaPipe's;
-    bone-length CV 1.6 %; 90 % ball 88.5 % at 17.4 mm; still-clip jitter 0.98 mm). Most figures
+    (PA-MPJPE 10.11 mm, 0.97x the same frames as photos; acceleration 0.50x MediaPipe's;
+    bone-length CV 1.8 %; 90 % ball 88 % at 17.3 mm; still-clip jitter 0.98 mm). Most figures
     per setting below were measured before MediaPipe's outputs were smoothed ahead of the
     cascade (stop 28; the keypoints' rays were smoothed after it: 10.20 mm, 0.57x), and before the
     hand shown got the skeleton's bones exactly and the lines of sight were smoothed, against
