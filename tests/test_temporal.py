@@ -9,7 +9,13 @@ import pytest
 
 from handviz.geometry import project, similarity_aligned
 from handviz.hand.asset import load_hand_asset
-from handviz.temporal import LEARNT_THROUGHOUT, LINKS, TemporalConfig, VideoHands, link_lengths
+from handviz.temporal import (
+    LEARNT_THROUGHOUT,
+    LINKS,
+    TemporalConfig,
+    VideoHands,
+    link_lengths,
+)
 from handviz.types import DIGIT_CHAINS, Detection, HandEstimate
 
 K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
