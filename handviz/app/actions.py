@@ -58,7 +58,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("follow_hand", "&Follow hand", "F", "set_follow_hand", "&View", checkable=True,
                toolbar=True, tip="Keep the 3D view centred on the hand"),
     ActionSpec("reset_view", "Reset 3D &view", "Home", "reset_view", "&View", toolbar=True,
-               tip="Look from the camera again"),
+               tip="Look at the hand again from beside the camera, where its depth shows"),
     ActionSpec("toggle_plots", "&Performance plots", "P", "set_plots_visible", "&View", checkable=True,
                checked=True, tip="FPS, per-stage ms, latency and spread over time"),
     ActionSpec("toggle_controls", "C&ontrols", "Ctrl+K", "set_controls_visible", "&View", checkable=True,
