@@ -6,6 +6,7 @@ into per-stage milliseconds, and `RollingStats` keeps a short window of them for
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections import deque
@@ -168,9 +169,10 @@ class DisplayStats:
             return n / span
 
     def latency_ms(self, at: float | None = None) -> float | None:
-        """Median capture -> display over the window (None: no live frame in it)."""
+        """Median capture -> display over the window (None: no live frame in it); with an even count,
+        the mean of the two middle ones, as `bench --app` (numpy) takes it."""
         at = now() if at is None else at
         with self._lock:
             self._trim(at)
-            lat = sorted(d.latency_s for d in self._items if d.latency_s is not None)
-        return lat[len(lat) // 2] * 1000.0 if lat else None
+            lat = [d.latency_s for d in self._items if d.latency_s is not None]
+        return statistics.median(lat) * 1000.0 if lat else None
