@@ -355,8 +355,7 @@ class HandScene:
     def _in_sight(self, points: np.ndarray) -> bool:
         """Whether every point (P, 3) lies in the view's SIGHT_BOX (normalised device coordinates)."""
         aspect = self.plotter.renderer.GetTiledAspectRatio()
-        m = self.plotter.camera.GetCompositeProjectionTransformMatrix(aspect, -1.0, 1.0)
-        M = np.array([[m.GetElement(i, j) for j in range(4)] for i in range(4)])
+        M = pv.array_from_vtkmatrix(self.plotter.camera.GetCompositeProjectionTransformMatrix(aspect, -1.0, 1.0))
         h = np.c_[np.asarray(points, np.float64), np.ones(len(points))] @ M.T
         if np.any(h[:, 3] <= 0):
             return False  # behind the viewer
@@ -369,12 +368,9 @@ class HandScene:
         its old focus, relative to the real camera: a hand farther from the camera looks smaller
         (unlike Follow hand, which keeps the distance to the hand)."""
         cam = self.plotter.camera
-        focus, position = np.asarray(cam.focal_point, np.float64), np.asarray(cam.position, np.float64)
-        ratio = np.linalg.norm(position - focus) / max(float(np.linalg.norm(focus)), 1.0)
-        target = np.asarray(target, np.float64)
-        cam.position = tuple(target - np.asarray(cam.direction) * ratio * float(np.linalg.norm(target)))
-        cam.focal_point = tuple(float(v) for v in target)
-        self.plotter.reset_camera_clipping_range()
+        ratio = cam.GetDistance() / max(float(np.linalg.norm(cam.focal_point)), 1.0)
+        cam.SetDistance(ratio * max(float(np.linalg.norm(target)), 1.0))  # about the old focus, then
+        self._move_focus_to(target)  # shifted onto the new one
 
     def _move_focus_to(self, target: np.ndarray) -> None:
         """Shift the camera so it looks at target, keeping the user's viewing direction."""
