@@ -157,6 +157,7 @@ def _bad_paths(tmp: Path) -> None:
     (["eval", "--real", "{tmp}/a_file.txt"], "--real {tmp}/a_file.txt: is a file; give the folder"),
     (["eval", "--real", "{tmp}/junk"], "--real {tmp}/junk: holds no labels.jsonl; give the folder with labels.jsonl"),
     (["eval", "--real", "{tmp}/bad_labels"], "--real {tmp}/bad_labels/labels.jsonl:1: not a label line"),
+    (["eval", "--synthetic", "4", "--mirror"], "--mirror: works with --real (photos, not --videos) only"),
     (["eval", "--freihand", "{tmp}/nope"], "--freihand {tmp}/nope: no such folder"),
     (["eval", "--freihand", "{tmp}/a_file.txt"], "--freihand {tmp}/a_file.txt: is a file; give the folder"),
     (["eval", "--freihand", "{tmp}/junk"], "--freihand {tmp}/junk: not a FreiHAND folder (need evaluation/rgb/"),

@@ -134,6 +134,30 @@ def test_shipped_cascade_on_a_real_photo_lands_on_the_keypoints(real_folder):
     assert o["cascade_pa_mpjpe_mm"] is not None and o["cascade_mean_spread_mm"] > 0
 
 
+def test_a_mirrored_photo_is_the_other_hand_with_its_truth_image_and_camera_flipped(real_folder):
+    """eval --real --mirror: the flipped image, the truth's x negated and the principal point moved
+    must agree, so MediaPipe finds the hand where the mirrored truth projects, as the other hand."""
+    from handviz.data.real_sample import mirror_sample
+    from handviz.eval.real_photos import evaluate_real_samples
+
+    (sample,) = load_real_folder(real_folder)
+    mirrored = mirror_sample(sample)
+    rgb = sample.load_rgb()
+    width = rgb.shape[1]
+    np.testing.assert_array_equal(mirrored.load_rgb(), rgb[:, ::-1])
+    uv, uv_mirrored = project(sample.joints_mm, sample.K), project(mirrored.joints_mm, mirrored.K)
+    np.testing.assert_allclose(uv_mirrored[:, 0], width - 1 - uv[:, 0], atol=1e-6)
+    np.testing.assert_allclose(uv_mirrored[:, 1], uv[:, 1], atol=1e-6)
+    assert {sample.handedness, mirrored.handedness} == {"Left", "Right"}
+    back = mirror_sample(mirrored)
+    assert not back.mirrored and back.handedness == sample.handedness
+    np.testing.assert_allclose(back.K, sample.K)
+    np.testing.assert_allclose(back.joints_mm, sample.joints_mm)
+    o = evaluate_real_samples(_EchoCascade(), [mirrored], n_hypotheses=4)["overall"]
+    assert o["num_detected"] == 1 and o["num_handedness_wrong"] == 0
+    assert o["keypoint_error_px"] < 0.02 * width  # the truth was built on the unmirrored keypoints
+
+
 def test_the_doubts_signals_are_kept_for_fitting_it(real_folder):
     """With doubt_signals, each scored hand's row holds the doubt's inputs per joint
     (handviz.eval.doubt_fit fits the radius's line to them); without, the rows stay lean."""

@@ -44,6 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "same frames as photos and MediaPipe's world landmarks: per-frame PA-MPJPE, acceleration "
                    "error, bone-length variation, the cloud's coverage, the BVH rig's fit")
     p.add_argument("--fps", type=float, default=30.0, help="with --videos: the videos' frame rate (default 30)")
+    p.add_argument("--mirror", action="store_true",
+                   help="with --real (photos): score every photo mirrored, a left hand for a right one "
+                   "(image, truth and intrinsics flipped, handedness swapped): a one-handed set then also "
+                   "measures the other hand")
     p.add_argument("--fit-doubt", action="store_true",
                    help="with --real: also fit the cloud's doubt (the 90 %% radius's line) to the estimate's "
                    "per-joint error and report cascade.json's \"doubt\" settings as \"fitted_doubt\"")
@@ -91,6 +95,11 @@ def check_options(args: argparse.Namespace) -> None:
 
         if getattr(args, "real", None) is None or getattr(args, "videos", False):
             raise InputError("--fit-doubt: works with --real (photos, not --videos) only")
+    if getattr(args, "mirror", False):
+        from handviz.logs import InputError
+
+        if getattr(args, "real", None) is None or getattr(args, "videos", False):
+            raise InputError("--mirror: works with --real (photos, not --videos) only")
     if getattr(args, "checks", None):
         check_inputs_readable(args.checks)
     if getattr(args, "videos", False):
@@ -145,7 +154,12 @@ def open_inputs(args: argparse.Namespace):
         if args.real is not None:
             from handviz.data.real_folder import load_real_folder
 
-            return load_real_folder(args.real)
+            samples = load_real_folder(args.real)
+            if getattr(args, "mirror", False):
+                from handviz.data.real_sample import mirror_sample
+
+                samples = [mirror_sample(s) for s in samples]
+            return samples
         if args.freihand is not None:
             from handviz.data.freihand import FreiHandDataset
 
@@ -177,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
         report = evaluate_real_samples(cascade, inputs, str(args.real),
                                        n_hypotheses=args.hypotheses, seed=args.seed, ddim_steps=args.ddim_steps,
                                        guess_intrinsics=args.guess_intrinsics, doubt_signals=args.fit_doubt)
+        report["mirrored"] = bool(getattr(args, "mirror", False))
         if args.fit_doubt:
             from handviz.eval.doubt_fit import fit_joint_doubt
 

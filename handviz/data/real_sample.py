@@ -7,7 +7,7 @@ OpenCV camera frame (x right, y down, z forward).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ class Sample:
     bbox_xyxy: np.ndarray | None = None  # (4,) px, hand box (x1, y1, x2, y2)
     handedness: str = "Right"
     group: str = ""  # the image's subfolder within its dataset (e.g. the camera), "" when none
+    mirrored: bool = False  # the photo is read flipped left to right (`mirror_sample`)
 
     @property
     def visible(self) -> np.ndarray:
@@ -61,4 +62,35 @@ class Sample:
             raise FileNotFoundError(
                 f"{self.image_path}: cannot read this image; check that the {self.dataset} download is complete"
             )
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return np.ascontiguousarray(rgb[:, ::-1]) if self.mirrored else rgb
+
+
+_OTHER_HAND = {"Left": "Right", "Right": "Left"}
+
+
+def mirror_sample(sample: Sample) -> Sample:
+    """The same labelled photo seen in a mirror: a left hand where it showed a right one.
+
+    A right-hand set read this way measures left hands (the photos, the truth and MediaPipe's
+    view of them all mirrored); the set we are scored on may hold the other hand. The image is
+    read flipped (pixel x -> width - 1 - x), so the principal point moves alike and every 3D
+    point's x changes sign in the camera frame; the handedness swaps.
+    """
+    import cv2
+
+    bgr = cv2.imread(str(sample.image_path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"{sample.image_path}: cannot read this image; check that the {sample.dataset} "
+                                "download is complete")
+    last = bgr.shape[1] - 1.0
+    K = np.array(sample.K, np.float64)
+    K[0, 2] = last - K[0, 2]
+    flip = np.array([-1.0, 1.0, 1.0])
+    box = None if sample.bbox_xyxy is None else np.array([last - sample.bbox_xyxy[2], sample.bbox_xyxy[1],
+                                                          last - sample.bbox_xyxy[0], sample.bbox_xyxy[3]])
+    return replace(sample, K=K, bbox_xyxy=box, mirrored=not sample.mirrored,
+                   handedness=_OTHER_HAND.get(sample.handedness, sample.handedness),
+                   joints_mm=None if sample.joints_mm is None else np.asarray(sample.joints_mm, np.float64) * flip,
+                   verts_mm=None if sample.verts_mm is None else np.asarray(sample.verts_mm, np.float64) * flip,
+                   root_mm=None if sample.root_mm is None else np.asarray(sample.root_mm, np.float64) * flip)
