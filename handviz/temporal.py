@@ -103,8 +103,8 @@ class TemporalConfig:
       so lengthens or shortens a bone (the dev set's median 6.4 px, RMS 12.8 px against the labels;
       4: +0.7 mm). Stop 31, 3 seeds: 10 against 8 px, 10.06 against 10.11 mm (each seed 0.02-0.07
       mm better), acceleration 0.500x MediaPipe's, CV 1.86 against 1.83 %, the joints' 2D error
-      against the labels +0.8 %; 12-25 px gave up to 9.99 mm but moved the joints further off
-      their keypoints than test_temporal allows (a looser link lets the bones pull them off).
+      against the labels +0.8 %; 12-25 px gave 10.03-9.99 mm but, from 12 px on, the joints leave
+      their keypoints by more than test_temporal allows (a looser link lets the bones pull them off).
     skeleton_frames: the skeleton is learnt from this many frames, then held (the thumb's bones
       are learnt throughout, LEARNT_THROUGHOUT); the hand shown has
       the learnt bones from the first frame on (`with_bone_lengths`), so while they are learnt they

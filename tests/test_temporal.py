@@ -100,14 +100,14 @@ def test_the_cloud_over_time_keeps_the_frames_doubt_widened_where_the_estimates_
         out = video([frame], K, k / FPS)[0]
     aligned = similarity_aligned(frame.joints_3d[None].astype(np.float64), out.joints_3d.astype(np.float64))[0]
     gap = np.linalg.norm(aligned - out.joints_3d, axis=1)
-    radius = np.maximum(frame.joint_radius_90, 1.0)
-    assert (gap / radius).max() > 0.15  # the hand over time does depart from this frame somewhere
+    frame_radius = np.maximum(frame.joint_radius_90, 1.0)
+    assert (gap / frame_radius).max() > 0.15  # the hand over time does depart from this frame somewhere
     ours, theirs = out.joint_hypotheses - out.joints_3d, frame.joint_hypotheses - frame.joints_3d
     factor = (ours * theirs).sum(axis=(0, 2)) / np.maximum((theirs**2).sum(axis=(0, 2)), 1e-12)
     np.testing.assert_allclose(ours, factor[None, :, None] * theirs, atol=2e-3)  # the frame's cloud, rescaled
     # to its radius averaged over the last frames, widened by the gap
     (track,) = video._tracks.values()
-    np.testing.assert_allclose(factor[1:], (np.sqrt(track.doubt_sq + gap**2) / radius)[1:], rtol=0.01)
+    np.testing.assert_allclose(factor[1:], (np.sqrt(track.doubt_sq + gap**2) / frame_radius)[1:], rtol=0.01)
     radius = out.joint_radius_90
     assert set(np.argsort(radius)[-4:]) == set(INDEX) and radius[INDEX].min() > 1.5 * np.median(radius[1:])
 

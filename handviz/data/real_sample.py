@@ -72,10 +72,10 @@ _OTHER_HAND = {"Left": "Right", "Right": "Left"}
 def mirror_sample(sample: Sample) -> Sample:
     """The same labelled photo seen in a mirror: a left hand where it showed a right one.
 
-    A right-hand set read this way measures left hands (the photos, the truth and MediaPipe's
-    view of them all mirrored); the set we are scored on may hold the other hand. The image is
-    read flipped (pixel x -> width - 1 - x), so the principal point moves alike and every 3D
-    point's x changes sign in the camera frame; the handedness swaps.
+    A set of right hands read this way measures left hands too (the photos, the truth and so
+    MediaPipe's view of them all mirrored). The image is read flipped (pixel x -> width - 1 - x),
+    so the principal point moves alike and every 3D point's x changes sign in the camera frame;
+    the handedness swaps.
     """
     import cv2
 
