@@ -72,8 +72,8 @@ WHITE_NOISE_MM = 1.0
 class TemporalConfig:
     """The temporal model's assumptions, each with its unit and its measured reason: the dev set's
     8 real videos (`handviz eval --real DIR --videos`), mean of 3 seeds, against these settings
-    (PA-MPJPE 10.11 mm, 0.97x the same frames as photos; acceleration 0.50x MediaPipe's;
-    bone-length CV 1.8 %; 90 % ball 88 % at 17.3 mm; still-clip jitter 0.98 mm). Most figures
+    (PA-MPJPE 10.06 mm, 0.96x the same frames as photos; acceleration 0.50x MediaPipe's;
+    bone-length CV 1.9 %; 90 % ball 88 % at 17.2 mm; still-clip jitter 0.98 mm). Most figures
     per setting below were measured before MediaPipe's outputs were smoothed ahead of the
     cascade (stop 28; the keypoints' rays were smoothed after it: 10.20 mm, 0.57x), and before the
     hand shown got the skeleton's bones exactly and the lines of sight were smoothed, against
@@ -440,11 +440,11 @@ class HandTrackFilter:
                                  distance_mm=distance_interval(joints))
 
 
-def cloud_over_time(frame: HandEstimate, joints: np.ndarray, doubt: np.ndarray | None = None) -> np.ndarray:
+def cloud_over_time(frame: HandEstimate, joints: np.ndarray, doubt: np.ndarray) -> np.ndarray:
     """(N, 21, 3) mm: the frame's hypotheses moved onto the joints over time (21, 3), each joint's
     offsets from the frame's estimate rescaled from the frame's 90 % radius to
-    sqrt(doubt^2 + gap^2): doubt (21,) mm, the joint's radius averaged over time (the frame's own
-    when None; `TemporalConfig.doubt_time_s`), gap, how far the two estimates' shapes differ there
+    sqrt(doubt^2 + gap^2): doubt (21,) mm, the joint's radius averaged over time
+    (`TemporalConfig.doubt_time_s`), gap, how far the two estimates' shapes differ there
     (similarity-aligned). Where they disagree one of them is wrong, so that joint's ball grows by
     the gap, in quadrature.
 
@@ -459,7 +459,7 @@ def cloud_over_time(frame: HandEstimate, joints: np.ndarray, doubt: np.ndarray |
     frame_joints = np.asarray(frame.joints_3d, np.float64)
     offsets = np.asarray(frame.joint_hypotheses, np.float64) - frame_joints
     radius = np.maximum(np.asarray(frame.joint_radius_90, np.float64), 1.0)
-    doubt = radius if doubt is None else np.asarray(doubt, np.float64)
+    doubt = np.asarray(doubt, np.float64)
     gap = np.linalg.norm(similarity_aligned(frame_joints[None], joints)[0] - joints, axis=1)
     return joints + (np.sqrt(doubt**2 + gap**2) / radius)[:, None] * offsets
 
