@@ -313,3 +313,31 @@ def test_a_detection_without_image_z_or_world_is_smoothed_where_it_can_be():
         out = video.smooth([raw], k / FPS)[0]
     assert out.keypoints_z is None and np.isnan(out.world_3d).all()
     assert not np.allclose(out.keypoints_2d, raw.keypoints_2d)
+
+
+def test_a_keypoint_that_jumps_off_a_steady_motion_widens_its_joints_ball_for_a_moment():
+    """A keypoint that leaves the steady motion of the last two frames is one MediaPipe misplaced
+    (TemporalConfig.jump_doubt_mm): that joint's ball widens as it jumps (and as it comes back)
+    and settles within a second, while a hand moving steadily is not widened at all."""
+    truth = true_hand()
+    tip = INDEX[-1]
+
+    def radii(cfg: TemporalConfig) -> np.ndarray:
+        video = VideoHands(cfg)
+        shown = []
+        for k in range(45):  # 20 cm/s across the view; at frame 15 the index tip's keypoint hops 25 px
+            moved = truth + [200.0 * k / FPS, 0, 0]
+            raw = detection_of(moved)
+            if k == 15:
+                raw.keypoints_2d[tip] += [25.0, 0.0]
+            video.smooth([raw], k / FPS)
+            shown.append(video([observed(moved, np.zeros(21), spread_mm=10.0)], K, k / FPS)[0].joint_radius_90)
+        return np.array(shown)
+
+    shown, without = radii(TemporalConfig()), radii(TemporalConfig(jump_doubt_mm=0.0))
+    np.testing.assert_allclose(shown[:15], without[:15], rtol=1e-3)  # a steady motion: no widening
+    assert shown[15:17, tip].max() > 2.0 * without[15:17, tip].max()  # the jump: that joint
+    others = [j for j in range(1, 21) if j != tip]
+    # not the others (but for what the similarity alignment of the wider cloud hands on)
+    assert np.all(shown[15:17, others] < 1.2 * without[15:17, others])
+    assert shown[-1, tip] < 1.02 * without[-1, tip]  # and it settles back
