@@ -75,7 +75,7 @@ class TemporalConfig:
     """The temporal model's assumptions, each with its unit and its measured reason: the dev set's
     8 real videos (`handviz eval --real DIR --videos`), mean of 3 seeds, against these settings
     (PA-MPJPE 10.06 mm, 0.96x the same frames as photos; acceleration 0.50x MediaPipe's;
-    bone-length CV 1.9 %; 90 % ball 88 % at 17.2 mm; still-clip jitter 0.98 mm). Most figures
+    bone-length CV 1.9 %; 90 % ball 90 % at 17.9 mm; still-clip jitter 0.98 mm). Most figures
     per setting below were measured before MediaPipe's outputs were smoothed ahead of the
     cascade (stop 28; the keypoints' rays were smoothed after it: 10.20 mm, 0.57x), and before the
     hand shown got the skeleton's bones exactly and the lines of sight were smoothed, against
