@@ -367,7 +367,7 @@ class DetectionFilter:
         self.cfg = cfg
         self.time: float | None = None
         self._filters: dict[str, ConstantVelocity] = {}
-        #: (21,) per keypoint, how far it has lately jumped off a steady motion (`jump_sq`).
+        #: (21,) per keypoint, how far it has lately jumped off a steady motion (`_jumped`).
         self.jump_sq = np.zeros(NUM_JOINTS)
         self._recent: list[tuple[float, np.ndarray]] = []  # the last two frames' raw keypoints
 
@@ -481,9 +481,9 @@ def cloud_over_time(frame: HandEstimate, joints: np.ndarray, doubt: np.ndarray) 
     """(N, 21, 3) mm: the frame's hypotheses moved onto the joints over time (21, 3), each joint's
     offsets from the frame's estimate rescaled from the frame's 90 % radius to
     sqrt(doubt^2 + gap^2): doubt (21,) mm, the joint's radius averaged over time
-    (`TemporalConfig.doubt_time_s`; `HandTrackFilter` widens it where a keypoint jumped), gap, how far the two estimates' shapes differ there
-    (similarity-aligned). Where they disagree one of them is wrong, so that joint's ball grows by
-    the gap, in quadrature.
+    (`TemporalConfig.doubt_time_s`; `HandTrackFilter` widens it where a keypoint jumped), gap,
+    how far the two estimates' shapes differ there (similarity-aligned). Where they disagree one
+    of them is wrong, so that joint's ball grows by the gap, in quadrature.
 
     The filter's own posterior drew the cloud until stop 29; it settled as frames came in, but
     the frames' errors persist (they correlate 0.97 from frame to frame), so its radii did not
