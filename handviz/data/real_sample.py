@@ -77,13 +77,7 @@ def mirror_sample(sample: Sample) -> Sample:
     so the principal point moves alike and every 3D point's x changes sign in the camera frame;
     the handedness swaps.
     """
-    import cv2
-
-    bgr = cv2.imread(str(sample.image_path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(f"{sample.image_path}: cannot read this image; check that the {sample.dataset} "
-                                "download is complete")
-    last = bgr.shape[1] - 1.0
+    last = sample.load_rgb().shape[1] - 1.0  # its width (and the same message when unreadable)
     K = np.array(sample.K, np.float64)
     K[0, 2] = last - K[0, 2]
     flip = np.array([-1.0, 1.0, 1.0])
