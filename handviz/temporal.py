@@ -19,7 +19,8 @@ extended Kalman filter in filterpy's shape (x, P, F, Q, H, R; predict, update):
   person's, |P_child - P_parent| - L = 0 with P_j = (Z + d_j) s_j, up to `bone_sd` and to what the
   keypoints' own 2D noise does to a bone across its line of sight (nonlinear: an iterated
   extended Kalman update).
-  The lengths L start from the first frame's and are learnt from every frame until
+  The lengths L start from the open hand model's proportions (`prior_bone_lengths`: assets/hand,
+  scaled to the first frame's hand) and are learnt from every frame until
   `skeleton_frames`, then held, but for the thumb's, which are learnt throughout
   (`LEARNT_THROUGHOUT`). The linearisation keeps each bone on the side of the camera it
   was on (near or far), unless the frames say otherwise.
@@ -44,6 +45,7 @@ z forward); K (3, 3).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,8 +101,10 @@ class TemporalConfig:
       PA within 0.05 mm, bone-length CV 7.0 %).
     bone_sd: how far a bone's length on one frame's keypoint rays may differ from the person's, as
       a share of it (0.1: same PA, CV 6.2 %; 0.02: +0.05 mm). Without the skeleton: 10.45 mm, CV 10.4 %.
-    bone_prior_sd: the first frame's bone lengths' doubt, as a share (0.1: the first frame's
-      lengths stick, +0.7 mm on seed 0; 1.0: same).
+    bone_prior_sd: the skeleton's doubt before the first frame's bones are seen, as a share of its
+      prior lengths (`prior_bone_lengths`). Stop 33, 3 seeds, the prior the hand model's
+      proportions: 0.3: 9.86 mm; 0.2: 9.90; 0.1: 10.01; 0.05: 10.32 (the model's proportions
+      stick). Until stop 32 the prior was the first frame's own lengths (0.1 then: +0.7 mm on seed 0).
     keypoint_noise_px: MediaPipe's 2D keypoint error, px, which moves a joint across its ray and
       so lengthens or shortens a bone (the dev set's median 6.4 px, RMS 12.8 px against the labels;
       4: +0.7 mm). Stop 31, 3 seeds: 10 against 8 px, 10.06 against 10.11 mm (each seed 0.02-0.07
@@ -190,6 +194,29 @@ def link_lengths(joints: np.ndarray) -> np.ndarray:
     j = np.asarray(joints, np.float64)
     a, b = np.array(LINKS).T
     return np.linalg.norm(j[..., b, :] - j[..., a, :], axis=-1)
+
+
+@functools.cache
+def _model_bone_lengths() -> np.ndarray:
+    from handviz.hand.asset import load_hand_asset
+
+    return link_lengths(load_hand_asset().rest_joints)
+
+
+def prior_bone_lengths(joints: np.ndarray) -> np.ndarray:
+    """(20,) mm: the skeleton's prior for the hand (21, 3) of a track's first frame: the open hand
+    model's bones (assets/hand, an average adult's proportions), scaled to that frame's total.
+
+    One frame's bones are a poor guess at a person's (its keypoints' 2D error moves each joint
+    along its ray), and with the skeleton learnt from a handful of frames whose errors persist,
+    that first guess stays. Dev set's 8 videos, 3 seeds, against the first frame's own lengths:
+    PA-MPJPE 10.06 -> 9.86 mm (0.964x -> 0.945x the same frames as photos); the learnt skeleton's
+    bones err 0.114 (mean |log ratio| over the palm) before, the model's 0.127 on its own.
+    Scaled by the bones' mean ratio in logs instead: 9.89 mm; the model with stage 1's published
+    finger proportions: 9.94 mm.
+    """
+    model = _model_bone_lengths()
+    return model * (float(link_lengths(joints).sum()) / float(model.sum()))
 
 
 #: The state's parts, as slices of x: depths p, velocities v, errors e (21 each), bone lengths L (20).
@@ -456,7 +483,7 @@ class HandTrackFilter:
     def _start(self, joints: np.ndarray, sd: np.ndarray) -> None:
         """A new filter at this frame; a hand seen before keeps its skeleton (and its doubt)."""
         old = self.kalman
-        lengths = link_lengths(joints) if old is None else old.skeleton
+        lengths = prior_bone_lengths(joints) if old is None else old.skeleton
         self.kalman = DepthKalman(joints[:, 2], sd, lengths, self.cfg.bone_prior_sd * lengths, self.cfg)
         if old is not None:
             self.kalman.P[L_, L_] = old.P[L_, L_]

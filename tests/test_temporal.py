@@ -15,6 +15,8 @@ from handviz.temporal import (
     TemporalConfig,
     VideoHands,
     link_lengths,
+    prior_bone_lengths,
+    with_bone_lengths,
 )
 from handviz.types import DIGIT_CHAINS, Detection, HandEstimate
 
@@ -205,10 +207,10 @@ def test_a_new_hand_starts_afresh_and_two_hands_are_kept_apart():
         for frame, out in zip(frames, both):
             single = alone[frame.track]([frame], K, k / FPS)[0]
             assert np.allclose(out.joints_3d, single.joints_3d, atol=1e-3)
-    # another hand comes in where the first was: its first frame is its own estimate
+    # another hand comes in where the first was: it starts afresh, as in a model of its own
     newcomer = observed(other, noisy_depths(rng), track=3)
     out = together([newcomer], K, 20 / FPS)[0]
-    assert np.allclose(out.joints_3d, newcomer.joints_3d, atol=1e-3)
+    assert np.allclose(out.joints_3d, VideoHands()([newcomer], K, 20 / FPS)[0].joints_3d, atol=1e-3)
     # a hand gone for longer than max_gap_s starts its motion over, and keeps its skeleton
     skeleton = together._tracks[1].kalman.skeleton
     back = observed(right, noisy_depths(rng), track=1)
@@ -341,3 +343,21 @@ def test_a_keypoint_that_jumps_off_a_steady_motion_widens_its_joints_ball_for_a_
     # not the others (but for what the similarity alignment of the wider cloud hands on)
     assert np.all(shown[15:17, others] < 1.2 * without[15:17, others])
     assert shown[-1, tip] < 1.02 * without[-1, tip]  # and it settles back
+
+
+def test_a_new_skeleton_starts_from_the_hand_models_proportions_not_the_first_frames():
+    """One frame's bones are a poor guess at a person's: a finger its keypoints make 40 % long
+    is learnt from there, not taken as it came."""
+    truth = true_hand()
+    stretched = link_lengths(truth)
+    index_links = [k for k, (_, child) in enumerate(LINKS) if child in INDEX[1:]]
+    stretched[index_links] *= 1.4
+    frame = with_bone_lengths(truth, stretched)
+    prior = prior_bone_lengths(frame)
+    model = link_lengths(load_hand_asset().rest_joints)
+    assert np.allclose(prior / model, prior[0] / model[0]) and np.isclose(prior.sum(), stretched.sum())
+    video = VideoHands()
+    video([observed(frame, np.zeros(21))], K, 0.0)
+    learnt = video._tracks[1].kalman.skeleton
+    share = (learnt[index_links] - prior[index_links]) / (stretched[index_links] - prior[index_links])
+    assert np.all((share > 0.2) & (share < 0.9))  # toward the frame's, not all the way
