@@ -76,8 +76,8 @@ WHITE_NOISE_MM = 1.0
 class TemporalConfig:
     """The temporal model's assumptions, each with its unit and its measured reason: the dev set's
     8 real videos (`handviz eval --real DIR --videos`), mean of 3 seeds, against these settings
-    (PA-MPJPE 10.06 mm, 0.96x the same frames as photos; acceleration 0.50x MediaPipe's;
-    bone-length CV 1.9 %; 90 % ball 90 % at 17.9 mm; still-clip jitter 0.98 mm). Most figures
+    (PA-MPJPE 9.86 mm, 0.94x the same frames as photos; acceleration 0.50x MediaPipe's;
+    bone-length CV 1.6 %; 90 % ball 91 % at 17.8 mm; still-clip jitter 0.97 mm). Most figures
     per setting below were measured before MediaPipe's outputs were smoothed ahead of the
     cascade (stop 28; the keypoints' rays were smoothed after it: 10.20 mm, 0.57x), and before the
     hand shown got the skeleton's bones exactly and the lines of sight were smoothed, against
@@ -521,6 +521,8 @@ def cloud_over_time(frame: HandEstimate, joints: np.ndarray, doubt: np.ndarray) 
     the frame's radius averaged over time first (`HandTrackFilter`): 0.506, 0.43, 88.5 % at 17.4 mm.
     Stop 32, widened where a keypoint jumps (`TemporalConfig.jump_doubt_mm`): 0.496, 0.497, 90.0 %
     at 17.9 mm (against 0.490, 0.448, 88.2 % at 17.2 mm with the thumb's bones learnt throughout).
+    Stop 33, the skeleton's prior from the hand model (`prior_bone_lengths`): 0.487, 0.486, 90.8 %
+    at 17.8 mm.
     """
     frame_joints = np.asarray(frame.joints_3d, np.float64)
     offsets = np.asarray(frame.joint_hypotheses, np.float64) - frame_joints
