@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from handviz.skeleton import drawn_toward_prior
 from handviz.types import DIGIT_CHAINS
 
 #: A joint may not be placed nearer the camera than this (mm): keeps a bad depth off the lens.
@@ -64,6 +65,10 @@ class PosteriorConfig:
     radius at the digit's base, its two middle joints and its tip (the base on the palm moves
     less, so the palm keeps its length; the tip, wrong most often, most). thumb_lean_share: the
     thumb's leans times this (on the dev set its radii fell short of its error most often).
+
+    bone_prior_share: the fused hand's bones are then drawn toward an average adult's proportions
+    by this share, in logs (`skeleton.drawn_toward_prior`), and the cloud with them: one photo's
+    bones carry its keypoints' 2D error, a person's proportions vary far less.
     """
 
     world_weight: float = 1 / 3
@@ -74,6 +79,7 @@ class PosteriorConfig:
     blend_spread_scale: float = 1.0
     lean_profile: tuple[float, float, float, float] = (0.5, 1.0, 1.0, 1.0)
     thumb_lean_share: float = 1.0
+    bone_prior_share: float = 0.0
     doubt: JointDoubt = field(default_factory=lambda: JointDoubt())
 
     def __post_init__(self) -> None:
@@ -383,8 +389,10 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     depth_dev[np.ix_(rest, _DIGIT_JOINTS)] = lean[rest] * sigma[_DIGIT_JOINTS] * profile
     cam = on_rays(centre_depth[None] + depth_dev, rays[None] + pull)
     rel = cam - cam[:, :1]
-    # The cloud's mean is the fused hand: the doubt widens the cloud, it must not move the estimate.
-    return rel - rel.mean(axis=0) + (centre - centre[:1])
+    # The cloud's mean is the fused hand, its bones drawn toward an adult's proportions: the
+    # doubt widens the cloud, it must not move the estimate.
+    hand = drawn_toward_prior(centre, cfg.bone_prior_share)
+    return rel - rel.mean(axis=0) + (hand - hand[:1])
 
 
 def _digit_leans(rng: np.random.Generator, n: int, rows: np.ndarray) -> np.ndarray:

@@ -45,7 +45,6 @@ z forward); K (3, 3).
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,10 +53,9 @@ from handviz.data.noise_model import hand_size_px
 from handviz.geometry import similarity_aligned
 from handviz.placement import distance_interval
 from handviz.posterior import hand_extent_px
-from handviz.types import JOINT_PARENTS, NUM_JOINTS, Detection, HandEstimate
+from handviz.skeleton import LINKS, prior_bone_lengths, with_bone_lengths
+from handviz.types import NUM_JOINTS, Detection, HandEstimate
 
-#: The bones whose lengths the skeleton holds: (parent, child), the 20 of the kinematic tree.
-LINKS: tuple[tuple[int, int], ...] = tuple((p, c) for c, p in enumerate(JOINT_PARENTS) if p >= 0)
 #: The bones still learnt once the skeleton is held: the thumb's (the links to its joints 1-4).
 #: Held from the 15th frame like the others, the thumb was the one digit the hand over time got
 #: worse than single frames did (dev set's videos, seed 0: its last two joints 13.0 / 19.6 mm
@@ -170,53 +168,6 @@ class TemporalConfig:
     doubt_time_s: float = 0.65
     jump_time_s: float = 0.1
     jump_doubt_mm: float = 150.0
-
-
-def with_bone_lengths(joints: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """(21, 3) joints with every bone set to the person's length (20,), LINKS' order.
-
-    From the wrist out, each joint moves along the line from its (already moved) parent to where
-    it was, to the bone's length: the hand keeps its pose and stays near its lines of sight, and
-    its bones stop breathing from frame to frame (dev set's 8 videos, 2 seeds: bone-length CV
-    5.9 -> 2.4 %, PA-MPJPE 10.32 -> 10.09 mm, acceleration 0.64 -> 0.62x MediaPipe's; keeping each
-    bone's own direction instead: 10.21 mm).
-    """
-    src = np.asarray(joints, np.float64)
-    out = src.copy()
-    for k, (parent, child) in enumerate(LINKS):
-        step = src[child] - out[parent]
-        out[child] = out[parent] + lengths[k] * step / max(float(np.linalg.norm(step)), 1e-9)
-    return out
-
-
-def link_lengths(joints: np.ndarray) -> np.ndarray:
-    """(..., 21, 3) -> (..., 20) mm: the length of every bone in LINKS."""
-    j = np.asarray(joints, np.float64)
-    a, b = np.array(LINKS).T
-    return np.linalg.norm(j[..., b, :] - j[..., a, :], axis=-1)
-
-
-@functools.cache
-def _model_bone_lengths() -> np.ndarray:
-    from handviz.hand.asset import load_hand_asset
-
-    return link_lengths(load_hand_asset().rest_joints)
-
-
-def prior_bone_lengths(joints: np.ndarray) -> np.ndarray:
-    """(20,) mm: the skeleton's prior for the hand (21, 3) of a track's first frame: the open hand
-    model's bones (assets/hand, an average adult's proportions), scaled to that frame's total.
-
-    One frame's bones are a poor guess at a person's (its keypoints' 2D error moves each joint
-    along its ray), and with the skeleton learnt from a handful of frames whose errors persist,
-    that first guess stays. Dev set's 8 videos, 3 seeds, against the first frame's own lengths:
-    PA-MPJPE 10.06 -> 9.86 mm (0.964x -> 0.945x the same frames as photos); the learnt skeleton's
-    bones err 0.114 (mean |log ratio| over the palm) before, the model's 0.127 on its own.
-    Scaled by the bones' mean ratio in logs instead: 9.89 mm; the model with stage 1's published
-    finger proportions: 9.94 mm.
-    """
-    model = _model_bone_lengths()
-    return model * (float(link_lengths(joints).sum()) / float(model.sum()))
 
 
 #: The state's parts, as slices of x: depths p, velocities v, errors e (21 each), bone lengths L (20).

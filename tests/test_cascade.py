@@ -66,16 +66,18 @@ def _pair_distances(est):
 
 
 def test_estimate_is_a_hand_placed_on_the_image(cascade, synthetic):
-    """The joints reproject onto MediaPipe's keypoints: median under 2 % of the hand's 2D size (the
+    """The joints reproject near MediaPipe's keypoints: median under 3 % of the hand's 2D size (the
     keypoints' bounding-box diagonal, eval --checks' yardstick) as the README promises, and no
-    joint beyond 4 %. Measured on these three hands: median 0.6-1.6 %, worst joint 1.8-2.9 %."""
+    joint beyond 6 % (the bones drawn toward an adult's proportions move them off the keypoints
+    where those make a bone too long or short). Measured on these three hands: median 1.3-2.2 %,
+    worst joint 3.1-3.8 % (0.6-1.6 % and 1.8-2.9 % before the bones were drawn)."""
     d, keep = synthetic
     for i in keep[:3]:
         (est,) = cascade.predict([_det(d, i)], d["K"][i], seed=1)
         err_px = np.linalg.norm(project(est.joints_3d, d["K"][i]) - d["kp2d"][i], axis=-1)
         size_px = np.linalg.norm(np.ptp(d["kp2d"][i], axis=0))
-        assert np.median(err_px) < 0.02 * size_px, (i, np.median(err_px) / size_px)
-        assert err_px.max() < 0.04 * size_px, (i, err_px.max() / size_px)
+        assert np.median(err_px) < 0.03 * size_px, (i, np.median(err_px) / size_px)
+        assert err_px.max() < 0.06 * size_px, (i, err_px.max() / size_px)
         # a plausible hand: wrist-to-middle-MCP length within human range
         palm = np.linalg.norm(est.joints_3d[9] - est.joints_3d[0])
         assert 50 < palm < 140

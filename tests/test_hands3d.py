@@ -157,7 +157,7 @@ class _EchoCascade:
     def __init__(self) -> None:
         self.calls: list[dict] = []
 
-    def predict(self, detections, K, n_hypotheses=32, ddim_steps=1, seed=None):
+    def predict(self, detections, K, n_hypotheses=32, ddim_steps=1, seed=None, bone_prior=True):
         self.calls.append({"n": len(detections), "n_hypotheses": n_hypotheses, "seed": seed, "K": K})
         out = []
         for d in detections:

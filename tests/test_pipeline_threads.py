@@ -165,12 +165,13 @@ class HalvingTemporal:
 
 @pytest.mark.parametrize("temporal", [True, False])
 def test_the_model_gets_the_temporal_models_smoothed_detections_and_the_frame_keeps_mediapipes(temporal: bool):
-    seen, models = [], []
+    seen, bone_prior, models = [], [], []
     backend = tiny_backend()
     infer = backend.infer
 
     def recording_infer(frame, detections, K, options):
         seen.append(detections[0].score)
+        bone_prior.append(options.bone_prior)
         return infer(frame, detections, K, options)
 
     def new_model():
@@ -185,6 +186,8 @@ def test_the_model_gets_the_temporal_models_smoothed_detections_and_the_frame_ke
     assert seen == [pytest.approx(0.45 if temporal else 0.9)] * 4
     assert all(r.detections[0].score == pytest.approx(0.9) for r in results)  # what is drawn: MediaPipe's
     assert [m.followed for m in models] == ([4] if temporal else [])
+    # a single frame's bones are drawn toward an adult's; a followed hand's skeleton is learnt
+    assert bone_prior == [not temporal] * 4
 
 
 def test_a_raising_model_is_reported_and_the_next_frame_recovers():

@@ -12,6 +12,7 @@ from handviz.posterior import (
     hand_extent_px, posterior_hypotheses, root_translations, similarity_align, snap_to_rays, tta_spreads,
     wrist_to_tip_lengths,
 )
+from handviz.skeleton import LINKS, drawn_toward_prior, link_lengths, prior_bone_lengths
 from handviz.types import DIGIT_CHAINS, HandEstimate
 
 K = np.array([[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]])
@@ -415,3 +416,32 @@ def test_spread_and_radius_come_from_one_alignment_that_follows_the_joints():
     np.testing.assert_allclose(moved.joint_spread, _estimate(bent, est)._aligned_distances().mean(axis=0), atol=1e-4)
     relabelled = hand.replaced(keypoints_2d=z + 1)
     assert relabelled._distances is hand._distances and relabelled.keypoints_2d[0, 0] == 1
+
+
+def test_bones_drawn_toward_an_adults_proportions_keep_the_wrist_the_pose_and_the_scale():
+    rng = np.random.default_rng(5)
+    hand = _hand(rng) + [20, -10, 450]
+    own, prior = link_lengths(hand), prior_bone_lengths(hand)
+    assert np.allclose(drawn_toward_prior(hand, 0.0), hand)
+    assert np.allclose(link_lengths(drawn_toward_prior(hand, 1.0)), prior)
+    half = drawn_toward_prior(hand, 0.5)
+    assert np.allclose(link_lengths(half), np.sqrt(own * prior))
+    assert np.allclose(half[0], hand[0])  # the wrist stays
+    for child in [c for p, c in LINKS if p == 0]:  # the bones from the wrist keep their directions
+        d0, d1 = hand[child] - hand[0], half[child] - half[0]
+        assert np.allclose(d0 / np.linalg.norm(d0), d1 / np.linalg.norm(d1))
+    assert np.isclose(prior.sum(), own.sum())  # the prior is an adult's proportions at this hand's size
+
+
+def test_the_estimates_bones_are_drawn_toward_an_adults_proportions_and_the_cloud_moves_with_it():
+    """bone_prior_share: the fused hand's bones move halfway (in logs) to the hand model's
+    proportions; every hypothesis moves by the estimate's shift, so the cloud's shape is kept."""
+    hyps, kp, world = _setup(30.0)
+    base = PosteriorConfig(world_weight=0.25, image_z_weight=0.25, blend_fraction=0.5)
+    drawn = PosteriorConfig(world_weight=0.25, image_z_weight=0.25, blend_fraction=0.5, bone_prior_share=0.5)
+    a = posterior_hypotheses(hyps, kp, K, world, base, rng=np.random.default_rng(0))
+    b = posterior_hypotheses(hyps, kp, K, world, drawn, rng=np.random.default_rng(0))
+    own = link_lengths(a.mean(0))
+    assert np.allclose(link_lengths(b.mean(0)), np.sqrt(own * prior_bone_lengths(a.mean(0))), rtol=1e-6)
+    assert np.abs(link_lengths(b.mean(0)) / own - 1).max() > 0.05  # a rough hand's bones do move
+    assert np.allclose(b - b.mean(0), a - a.mean(0), atol=1e-6)

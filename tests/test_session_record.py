@@ -40,7 +40,7 @@ class StandInCascade:
         return load_hand_asset().faces
 
     def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = HYPOTHESES_DEFAULT,
-                ddim_steps: int = 1, seed: int | None = None) -> list[HandEstimate]:
+                ddim_steps: int = 1, seed: int | None = None, bone_prior: bool = True) -> list[HandEstimate]:
         self.calls.append((len(detections), K.shape, n_hypotheses))
         out = []
         for d in detections:

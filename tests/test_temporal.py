@@ -9,14 +9,11 @@ import pytest
 
 from handviz.geometry import project, similarity_aligned
 from handviz.hand.asset import load_hand_asset
+from handviz.skeleton import LINKS, link_lengths, prior_bone_lengths, with_bone_lengths
 from handviz.temporal import (
     LEARNT_THROUGHOUT,
-    LINKS,
     TemporalConfig,
     VideoHands,
-    link_lengths,
-    prior_bone_lengths,
-    with_bone_lengths,
 )
 from handviz.types import DIGIT_CHAINS, Detection, HandEstimate
 

@@ -205,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
                 K = default_intrinsics(w, h, focal_px=args.focal)
             hands = cascade.predict(detections, K, n_hypotheses=args.hypotheses,
                                     ddim_steps=args.ddim_steps,
-                                    use_image=False if args.no_image_features else None, seed=args.seed)
+                                    use_image=False if args.no_image_features else None, seed=args.seed,
+                                    bone_prior=frame is None)  # on video the skeleton is learnt
             if frame is not None:  # each hand over time: its skeleton held, its depths filtered
                 hands = video.hands(hands, K, frame / video.fps)
             line = {"image": name, "width": w, "height": h, "K": np.round(K, 3).tolist(),

@@ -125,7 +125,8 @@ def run_checks(cascade: Any, paths: Sequence[str | Path], n_hypotheses: int = HY
                 h, w = rgb.shape[:2]
                 K = default_intrinsics(w, h)
                 detections = over_time.smooth(detector.detect(rgb), k / CLIP_FPS)
-                estimates = cascade.predict(detections, K, n_hypotheses=n_hypotheses, seed=FRAME_SEED)
+                estimates = cascade.predict(detections, K, n_hypotheses=n_hypotheses, seed=FRAME_SEED,
+                                            bone_prior=False)
                 estimates = over_time(estimates, K, k / CLIP_FPS)
                 entry["frames"] += 1
                 for est in estimates:  # by track: two hands may carry one label (two "Right"s: 205 mm)

@@ -136,7 +136,8 @@ def run_video(cascade: Any, frames: Sequence[VideoFrame], detector: Detector, ph
                                  ddim_steps=ddim_steps, seed=seed) if detections else []
         smoothed = temporal.smooth(detections, t / fps)  # the temporal model's cascade sees these
         over_time = temporal(cascade.predict(smoothed, K.astype(np.float32), n_hypotheses=n_hypotheses,
-                                             ddim_steps=ddim_steps, seed=seed) if smoothed else [], K, t / fps)
+                                             ddim_steps=ddim_steps, seed=seed, bone_prior=False)
+                             if smoothed else [], K, t / fps)
         labelled = [s for s in frame.hands if s.labelled]
         gt_uv = [_projected(s, K) for s in frame.hands]
         matched = match_detections(detections, gt_uv, [s.handedness for s in frame.hands]) if labelled else \

@@ -31,6 +31,9 @@ class InferOptions:
 
     n_hypotheses: int = HYPOTHESES_DEFAULT
     ddim_steps: int = DDIM_STEPS_DEFAULT
+    #: Draw each hand's bones toward an adult's proportions (`Cascade.predict`'s bone_prior); the
+    #: worker turns it off while a temporal model learns the person's skeleton instead.
+    bone_prior: bool = True
 
     def __post_init__(self) -> None:
         check_in_range("n_hypotheses", self.n_hypotheses, HYPOTHESES_MIN, HYPOTHESES_MAX)
@@ -69,7 +72,7 @@ class CascadeLike(Protocol):
     mesh_pull: np.ndarray | None  # (V, 21): moves the mesh with its joints (handviz.temporal)
 
     def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = HYPOTHESES_DEFAULT,
-                ddim_steps: int = 1, seed: int | None = None) -> list[HandEstimate]: ...
+                ddim_steps: int = 1, seed: int | None = None, bone_prior: bool = True) -> list[HandEstimate]: ...
 
 
 def cascade_backend(cascade: CascadeLike, fingerprint: str | None = None) -> InferenceBackend:
@@ -81,7 +84,7 @@ def cascade_backend(cascade: CascadeLike, fingerprint: str | None = None) -> Inf
         if not detections:
             return []
         return cascade.predict(detections, K, n_hypotheses=options.n_hypotheses, ddim_steps=options.ddim_steps,
-                               seed=FRAME_SEED)
+                               seed=FRAME_SEED, bone_prior=options.bone_prior)
 
     def temporal() -> VideoHands:
         return VideoHands(mesh_pull=getattr(cascade, "mesh_pull", None))

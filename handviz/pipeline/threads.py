@@ -387,7 +387,8 @@ class Pipeline:
                 over_time = self._over_time = None
         if error is None and detections:
             try:
-                hands = backend.infer(frame, detections, K, options.infer)
+                infer = options.infer if over_time is None else dataclasses.replace(options.infer, bone_prior=False)
+                hands = backend.infer(frame, detections, K, infer)
             except Exception as exc:
                 error = self._stage_error("3D estimation", exc)
         if over_time is not None:
