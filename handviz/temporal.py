@@ -74,8 +74,9 @@ WHITE_NOISE_MM = 1.0
 class TemporalConfig:
     """The temporal model's assumptions, each with its unit and its measured reason: the dev set's
     8 real videos (`handviz eval --real DIR --videos`), mean of 3 seeds, against these settings
-    (PA-MPJPE 9.86 mm, 0.94x the same frames as photos; acceleration 0.50x MediaPipe's;
-    bone-length CV 1.6 %; 90 % ball 91 % at 17.8 mm; still-clip jitter 0.97 mm). Most figures
+    (PA-MPJPE 9.85 mm, 0.99x the same frames as photos, whose bones are drawn toward an adult's
+    proportions; acceleration 0.50x MediaPipe's; bone-length CV 1.6 %; 90 % ball 90 % at 17.3 mm;
+    still-clip jitter 0.97 mm). Most figures
     per setting below were measured before MediaPipe's outputs were smoothed ahead of the
     cascade (stop 28; the keypoints' rays were smoothed after it: 10.20 mm, 0.57x), and before the
     hand shown got the skeleton's bones exactly and the lines of sight were smoothed, against
@@ -473,7 +474,8 @@ def cloud_over_time(frame: HandEstimate, joints: np.ndarray, doubt: np.ndarray) 
     Stop 32, widened where a keypoint jumps (`TemporalConfig.jump_doubt_mm`): 0.496, 0.497, 90.0 %
     at 17.9 mm (against 0.490, 0.448, 88.2 % at 17.2 mm with the thumb's bones learnt throughout).
     Stop 33, the skeleton's prior from the hand model (`prior_bone_lengths`): 0.487, 0.486, 90.8 %
-    at 17.8 mm.
+    at 17.8 mm; with the doubt refitted to the photos' drawn bones: 0.490, 0.481, 89.6 % at 17.3 mm
+    (the frames' bones drawn toward an adult's too, as on photos: 0.469, 0.426, 9.81 mm).
     """
     frame_joints = np.asarray(frame.joints_3d, np.float64)
     offsets = np.asarray(frame.joint_hypotheses, np.float64) - frame_joints
