@@ -15,6 +15,18 @@ from handviz.types import JOINT_PARENTS
 
 #: The bones: (parent, child), the 20 of the kinematic tree.
 LINKS: tuple[tuple[int, int], ...] = tuple((p, c) for c, p in enumerate(JOINT_PARENTS) if p >= 0)
+_LINK_ENDS = np.array(LINKS).T  # (2, 20): parents, children
+
+
+def _depth(joint: int) -> int:
+    return 0 if JOINT_PARENTS[joint] < 0 else 1 + _depth(JOINT_PARENTS[joint])
+
+
+#: The links grouped by their child's depth in the tree (the wrist's children first), each level
+#: as (links, parents, children): one vectorised step per level instead of one per bone.
+_LEVELS = tuple((links, _LINK_ENDS[0, links], _LINK_ENDS[1, links])
+                for links in (np.flatnonzero([_depth(c) == d for _, c in LINKS])
+                              for d in range(1, 1 + max(_depth(c) for _, c in LINKS))))
 
 
 def with_bone_lengths(joints: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -27,18 +39,21 @@ def with_bone_lengths(joints: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     bone's own direction instead: 10.21 mm).
     """
     src = np.asarray(joints, np.float64)
+    lengths = np.asarray(lengths, np.float64)
     out = src.copy()
-    for k, (parent, child) in enumerate(LINKS):
-        step = src[child] - out[parent]
-        out[child] = out[parent] + lengths[k] * step / max(float(np.linalg.norm(step)), 1e-9)
+    for links, parent, child in _LEVELS:  # a level's parents are all placed by the levels before it
+        base = out[parent]
+        step = src[child] - base
+        scale = lengths[links] / np.maximum(np.sqrt((step * step).sum(axis=1)), 1e-9)
+        out[child] = base + scale[:, None] * step
     return out
 
 
 def link_lengths(joints: np.ndarray) -> np.ndarray:
     """(..., 21, 3) -> (..., 20) mm: the length of every bone in LINKS."""
     j = np.asarray(joints, np.float64)
-    a, b = np.array(LINKS).T
-    return np.linalg.norm(j[..., b, :] - j[..., a, :], axis=-1)
+    d = j[..., _LINK_ENDS[1], :] - j[..., _LINK_ENDS[0], :]
+    return np.sqrt((d * d).sum(axis=-1))
 
 
 @functools.cache
@@ -72,4 +87,6 @@ def drawn_toward_prior(joints: np.ndarray, share: float) -> np.ndarray:
     if share <= 0:
         return np.asarray(joints, np.float64)
     lengths = np.maximum(link_lengths(joints), 1e-9)
-    return with_bone_lengths(joints, lengths ** (1.0 - share) * prior_bone_lengths(joints) ** share)
+    model = model_bone_lengths()
+    prior = model * (float(lengths.sum()) / float(model.sum()))  # prior_bone_lengths, its lengths made once
+    return with_bone_lengths(joints, lengths ** (1.0 - share) * prior**share)
