@@ -333,11 +333,13 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     non-finite to leave one out. tta_keypoints (M, 21, 2) px and tta_world (M, 21, 3) mm: what
     MediaPipe found on slightly changed copies of the photo (handviz.pipeline.augment), or None.
 
-    The output's mean is the fused hand, on the keypoint rays (up to cfg.ray_tolerance). The
-    first round(cfg.blend_fraction x N) hypotheses are blends of the depth sources on the rays
-    (see PosteriorConfig); each of the others leans one digit toward or away from the camera by
-    its joints' 90 % radius (`JointDoubt` x cfg.lean_profile). All share the estimate's
-    wrist, size and distance, on the keypoint rays: the cloud is doubt about shape.
+    The output's mean is the fused hand, on the keypoint rays (up to cfg.ray_tolerance), its
+    bones then drawn toward an adult's proportions by cfg.bone_prior_share. The first
+    round(cfg.blend_fraction x N) hypotheses are blends of the depth sources on the rays (see
+    PosteriorConfig); each of the others leans one digit toward or away from the camera by its
+    joints' 90 % radius (`JointDoubt` x cfg.lean_profile). All share the estimate's wrist, size
+    and distance, on the keypoint rays (moved with the estimate when its bones are drawn): the
+    cloud is doubt about shape.
 
     signals: a dict that, when given, receives the doubt's inputs per joint (the arguments of
     `JointDoubt.expected_error`: "image_z", "tta_keypoints", "tta_world"), for fitting it
