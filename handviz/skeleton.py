@@ -70,11 +70,11 @@ def prior_bone_lengths(joints: np.ndarray) -> np.ndarray:
 
     On video it is the skeleton's prior for a track's first frame (handviz.temporal): one frame's
     bones are a poor guess at a person's, and with the skeleton learnt from a handful of frames
-    whose errors persist, that first guess stays. Dev set's 8 videos, 3 seeds, against the first frame's own lengths:
-    PA-MPJPE 10.06 -> 9.86 mm (0.964x -> 0.945x the same frames as photos); the learnt skeleton's
-    bones err 0.114 (mean |log ratio| over the palm) before, the model's 0.127 on its own.
-    Scaled by the bones' mean ratio in logs instead: 9.89 mm; the model with stage 1's published
-    finger proportions: 9.94 mm.
+    whose errors persist, that first guess stays. Dev set's 8 videos, 3 seeds, against the first
+    frame's own lengths: PA-MPJPE 10.06 -> 9.86 mm (0.964x -> 0.945x the same frames as photos);
+    the learnt skeleton's bones err 0.114 (mean |log ratio| over the palm) before, the model's
+    0.127 on its own. Scaled by the bones' mean ratio in logs instead: 9.89 mm; the model with
+    stage 1's published finger proportions: 9.94 mm.
     """
     model = model_bone_lengths()
     return model * (float(link_lengths(joints).sum()) / float(model.sum()))
@@ -87,6 +87,4 @@ def drawn_toward_prior(joints: np.ndarray, share: float) -> np.ndarray:
     if share <= 0:
         return np.asarray(joints, np.float64)
     lengths = np.maximum(link_lengths(joints), 1e-9)
-    model = model_bone_lengths()
-    prior = model * (float(lengths.sum()) / float(model.sum()))  # prior_bone_lengths, its lengths made once
-    return with_bone_lengths(joints, lengths ** (1.0 - share) * prior**share)
+    return with_bone_lengths(joints, lengths ** (1.0 - share) * prior_bone_lengths(joints) ** share)

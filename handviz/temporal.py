@@ -102,7 +102,8 @@ class TemporalConfig:
       a share of it (0.1: same PA, CV 6.2 %; 0.02: +0.05 mm). Without the skeleton: 10.45 mm, CV 10.4 %.
     bone_prior_sd: the skeleton's doubt before the first frame's bones are seen, as a share of its
       prior lengths (`prior_bone_lengths`). Stop 33, 3 seeds, the prior the hand model's
-      proportions: 0.3: 9.86 mm; 0.2: 9.90; 0.1: 10.01; 0.05: 10.32 (the model's proportions
+      proportions: 0.3: 9.86 mm; with the model scaled by the bones' mean log ratio instead of
+      their totals, 0.3: 9.89, 0.2: 9.90, 0.1: 10.01, 0.05: 10.32 mm (the model's proportions
       stick). Until stop 32 the prior was the first frame's own lengths (0.1 then: +0.7 mm on seed 0).
     keypoint_noise_px: MediaPipe's 2D keypoint error, px, which moves a joint across its ray and
       so lengthens or shortens a bone (the dev set's median 6.4 px, RMS 12.8 px against the labels;
