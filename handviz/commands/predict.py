@@ -179,9 +179,9 @@ def run(args: argparse.Namespace) -> int:
     frames = first_frame_or_refuse(paths, errors)
 
     from handviz.cascade import Cascade
-    from handviz.pipeline.augment import augment_detections
     from handviz.pipeline.detector import HandDetector
     from handviz.pipeline.intrinsics import default_intrinsics, still_image_intrinsics
+    from handviz.pipeline.photo_reader import PhotoReader
 
     cascade = Cascade.from_weights(args.weights, device=args.device)
     faces = cascade.faces
@@ -191,12 +191,13 @@ def run(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     video = _VideoRun(cascade)
     with open(args.out, "w") as out, HandDetector(max_hands=2, static=True) as detector, video:
+        photos = PhotoReader(detector)
         for name, rgb in frames:
             h, w = rgb.shape[:2]
             frame = video.frame_of(name)  # None for a photo
             if frame is None:  # a photo: MediaPipe alone, then on changed copies that size the cloud
-                detections = detector.detect(rgb)
-                augment_detections(detector.detect, rgb, detections)
+                detections = photos.detect(rgb)
+                photos.augment(rgb, detections)
             else:  # a video: MediaPipe tracks its hands, as the app does, smoothed over time
                 detections = video.hands.smooth(video.detector.detect(rgb), frame / video.fps)
             if args.focal is None and frame is None:

@@ -32,7 +32,7 @@ from handviz.eval.matching import match_detections
 from handviz.eval.video_measures import acceleration_error, bone_length_variation, pa_errors
 from handviz.geometry import project, similarity_aligned
 from handviz.limits import HYPOTHESES_DEFAULT
-from handviz.pipeline.augment import augment_detections
+from handviz.pipeline.photo_reader import PhotoReader
 from handviz.temporal import TemporalConfig, VideoHands
 from handviz.types import Detection, HandEstimate
 
@@ -176,12 +176,13 @@ def _run_photo(cascade: Any, detector: Detector, rgb: np.ndarray, K: np.ndarray,
                gt_uv: list[np.ndarray], sequences: list[_Sequence], t: int, n_hypotheses: int, seed: int,
                ddim_steps: int) -> None:
     """The frame as a photo: MediaPipe alone and on changed copies, then the cascade (as predict)."""
-    detections = detector.detect(rgb)
+    reader = PhotoReader(detector)
+    detections = reader.detect(rgb)
     matched = match_detections(detections, gt_uv, [s.handedness for s in frame.hands])
     picked = [(k, detections[j]) for k, j in enumerate(matched) if j is not None and frame.hands[k].labelled]
     if not picked:
         return
-    augment_detections(detector.detect, rgb, [d for _, d in picked])
+    reader.augment(rgb, [d for _, d in picked])
     estimates = cascade.predict([d for _, d in picked], K.astype(np.float32), n_hypotheses=n_hypotheses,
                                 ddim_steps=ddim_steps, seed=seed)
     for (k, _), est in zip(picked, estimates):

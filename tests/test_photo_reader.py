@@ -1,0 +1,126 @@
+"""Still photos: a hand that fills the frame is read again with a border, in the photo's pixels."""
+
+import cv2
+import numpy as np
+import pytest
+
+from handviz.pipeline.photo_reader import (
+    BORDER_SHARE,
+    FRAME_FILL_SHARE,
+    PhotoReader,
+    detect_with_border,
+)
+from handviz.types import Detection
+
+
+class BoxDetector:
+    """Finds the bright square in an image, as MediaPipe finds a hand, unless it is too close to the
+    image's edge (fills the frame): keypoints spread over the square, in the image's own pixels."""
+
+    def __init__(self, min_margin: int = 20, hands_when_bordered: int | None = None) -> None:
+        self.min_margin = min_margin
+        self.hands_when_bordered = hands_when_bordered
+        self.seen: list[tuple[int, int]] = []  # (height, width) of every image it was given
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        self.seen.append(rgb.shape[:2])
+        ys, xs = np.nonzero(rgb[..., 0] > 200)
+        if len(xs) == 0:
+            return []
+        x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+        h, w = rgb.shape[:2]
+        if min(x0, y0, w - 1 - x1, h - 1 - y1) < self.min_margin:
+            return []  # the "hand" fills the frame: not found
+        t = np.linspace(0.0, 1.0, 21, dtype=np.float32)
+        kp = np.stack([x0 + t * (x1 - x0), y0 + t * (y1 - y0)], axis=1).astype(np.float32)
+        found = [Detection(kp, np.zeros((21, 3), np.float32), "Right", 0.9)]
+        if self.hands_when_bordered is not None and len(self.seen) > 1:
+            found = found * self.hands_when_bordered
+        return found
+
+
+def _photo(size: int, x0: int, x1: int) -> np.ndarray:
+    rgb = np.zeros((size, size, 3), np.uint8)
+    rgb[x0:x1, x0:x1] = 255
+    return rgb
+
+
+def test_a_hand_that_fills_the_frame_is_found_with_a_border_in_the_photos_pixels() -> None:
+    rgb = _photo(100, 5, 95)  # 5 px from every edge: the plain reading finds nothing
+    detector = BoxDetector()
+    assert detector.detect(rgb) == []
+    reader = PhotoReader(detector)
+    found = reader.detect(rgb)
+    assert reader.border == round(BORDER_SHARE * 100)
+    assert len(found) == 1
+    kp = found[0].keypoints_2d
+    assert kp.dtype == np.float32
+    np.testing.assert_allclose(kp[0], [5, 5], atol=1e-4)  # back in the photo's pixels, not the canvas's
+    np.testing.assert_allclose(kp[-1], [94, 94], atol=1e-4)
+
+
+def test_a_small_hand_is_read_once_and_a_large_one_again() -> None:
+    small = _photo(400, 150, 250)  # spans 0.25 of the photo
+    detector = BoxDetector()
+    reader = PhotoReader(detector)
+    assert len(reader.detect(small)) == 1 and reader.border == 0
+    assert detector.seen == [(400, 400)]
+    large = _photo(400, 60, 340)  # spans 0.70 (>= FRAME_FILL_SHARE): found, and read again with a border
+    assert 280 / 400 >= FRAME_FILL_SHARE
+    detector.seen.clear()
+    found = reader.detect(large)
+    assert detector.seen == [(400, 400), (800, 800)]
+    assert reader.border == 200
+    np.testing.assert_allclose(found[0].keypoints_2d[0], [60, 60], atol=1e-4)
+
+
+def test_the_first_reading_is_kept_when_the_border_finds_fewer_hands() -> None:
+    detector = BoxDetector(hands_when_bordered=0)
+    reader = PhotoReader(detector)
+    found = reader.detect(_photo(400, 60, 340))
+    assert len(found) == 1 and reader.border == 0
+
+
+def test_changed_copies_are_read_with_the_border_their_photo_needed() -> None:
+    rgb = cv2.GaussianBlur(_photo(100, 8, 92), (3, 3), 0)
+    detector = BoxDetector(min_margin=10)
+    reader = PhotoReader(detector)
+    found = reader.detect(rgb)
+    assert reader.border == 50 and len(found) == 1
+    detector.seen.clear()
+    reader.augment(rgb, found)
+    assert detector.seen == [(200, 200)] * 4  # rotated twice, shrunk, mirrored: each with the border
+    tta = found[0].tta_keypoints_2d
+    assert tta is not None and len(tta) >= 3  # found again (in the photo's pixels, near the photo's own)
+    assert np.abs(tta - found[0].keypoints_2d).max() < 15
+
+
+def test_detect_with_no_border_is_the_plain_reading() -> None:
+    detector = BoxDetector()
+    rgb = _photo(200, 50, 150)
+    plain = detector.detect(rgb)
+    again = detect_with_border(detector.detect, rgb, 0)
+    np.testing.assert_array_equal(plain[0].keypoints_2d, again[0].keypoints_2d)
+
+
+@pytest.mark.parametrize(("name", "margin"), [("thumbs_up_large.png", 1.3), ("two_thumbs_up.jpg", 1.1)])
+def test_mediapipe_finds_a_hand_in_a_close_crop_only_with_the_border(name: str, margin: float) -> None:
+    """Real MediaPipe on a close crop (1.1-1.3x the hand's box) of a bundled photo: it finds no hand in
+    the crop as it is, and the hand it found in the whole photo once the border is added."""
+    from handviz.paths import assets_dir
+    from handviz.pipeline.detector import HandDetector
+
+    rgb = cv2.cvtColor(cv2.imread(str(assets_dir() / "demo" / name)), cv2.COLOR_BGR2RGB)
+    with HandDetector(max_hands=2, static=True) as detector:
+        whole = max(detector.detect(rgb), key=lambda d: np.ptp(d.keypoints_2d, axis=0).max())
+        lo, hi = whole.keypoints_2d.min(axis=0), whole.keypoints_2d.max(axis=0)
+        side = margin * float((hi - lo).max())
+        scale = 256 / side
+        corner = (lo + hi) / 2 - side / 2
+        A = np.array([[scale, 0, -corner[0] * scale], [0, scale, -corner[1] * scale]])
+        crop = cv2.warpAffine(rgb, A, (256, 256), flags=cv2.INTER_AREA)
+        assert detector.detect(crop) == []
+        found = PhotoReader(detector).detect(crop)
+    expected = np.c_[whole.keypoints_2d, np.ones(21)] @ A.T
+    errors = [float(np.linalg.norm(d.keypoints_2d - expected, axis=1).mean()) for d in found]
+    assert min(errors) < 0.05 * 256  # the same hand, within 5 % of the crop
