@@ -81,7 +81,7 @@ def test_the_first_reading_is_kept_when_the_border_finds_fewer_hands() -> None:
     assert len(found) == 1 and reader.border == 0
 
 
-def test_changed_copies_are_read_with_the_border_their_photo_needed() -> None:
+def test_changed_copies_are_copies_of_the_bordered_photo() -> None:
     rgb = cv2.GaussianBlur(_photo(100, 8, 92), (3, 3), 0)
     detector = BoxDetector(min_margin=10)
     reader = PhotoReader(detector)
@@ -89,7 +89,7 @@ def test_changed_copies_are_read_with_the_border_their_photo_needed() -> None:
     assert reader.border == 50 and len(found) == 1
     detector.seen.clear()
     reader.augment(rgb, found)
-    assert detector.seen == [(200, 200)] * 4  # rotated twice, shrunk, mirrored: each with the border
+    assert detector.seen == [(200, 200)] * 4  # the bordered photo rotated twice, shrunk, mirrored
     tta = found[0].tta_keypoints_2d
     assert tta is not None and len(tta) >= 3  # found again (in the photo's pixels, near the photo's own)
     assert np.abs(tta - found[0].keypoints_2d).max() < 15
