@@ -6,9 +6,10 @@ import pytest
 
 from handviz.pipeline.photo_reader import (
     BORDER_SHARE,
+    CANVAS_PHOTO_SIDE,
     FRAME_FILL_SHARE,
+    Canvas,
     PhotoReader,
-    detect_with_border,
 )
 from handviz.types import Detection
 
@@ -33,7 +34,7 @@ class BoxDetector:
             return []  # the "hand" fills the frame: not found
         t = np.linspace(0.0, 1.0, 21, dtype=np.float32)
         kp = np.stack([x0 + t * (x1 - x0), y0 + t * (y1 - y0)], axis=1).astype(np.float32)
-        found = [Detection(kp, np.zeros((21, 3), np.float32), "Right", 0.9)]
+        found = [Detection(kp, np.zeros((21, 3), np.float32), "Right", 0.9, keypoints_z=np.full(21, 7.0, np.float32))]
         if self.hands_when_bordered is not None and len(self.seen) > 1:
             found = found * self.hands_when_bordered
         return found
@@ -51,7 +52,7 @@ def test_a_hand_that_fills_the_frame_is_found_with_a_border_in_the_photos_pixels
     assert detector.detect(rgb) == []
     reader = PhotoReader(detector)
     found = reader.detect(rgb)
-    assert reader.border == round(BORDER_SHARE * 100)
+    assert reader.canvas == Canvas(1.0, round(BORDER_SHARE * 100))
     assert len(found) == 1
     kp = found[0].keypoints_2d
     assert kp.dtype == np.float32
@@ -63,14 +64,14 @@ def test_a_small_hand_is_read_once_and_a_large_one_again() -> None:
     small = _photo(400, 150, 250)  # spans 0.25 of the photo
     detector = BoxDetector()
     reader = PhotoReader(detector)
-    assert len(reader.detect(small)) == 1 and reader.border == 0
+    assert len(reader.detect(small)) == 1 and reader.canvas is None
     assert detector.seen == [(400, 400)]
     large = _photo(400, 60, 340)  # spans 0.70 (>= FRAME_FILL_SHARE): found, and read again with a border
     assert 280 / 400 >= FRAME_FILL_SHARE
     detector.seen.clear()
     found = reader.detect(large)
     assert detector.seen == [(400, 400), (800, 800)]
-    assert reader.border == 200
+    assert reader.canvas == Canvas(1.0, 200)
     np.testing.assert_allclose(found[0].keypoints_2d[0], [60, 60], atol=1e-4)
 
 
@@ -78,7 +79,7 @@ def test_the_first_reading_is_kept_when_the_border_finds_fewer_hands() -> None:
     detector = BoxDetector(hands_when_bordered=0)
     reader = PhotoReader(detector)
     found = reader.detect(_photo(400, 60, 340))
-    assert len(found) == 1 and reader.border == 0
+    assert len(found) == 1 and reader.canvas is None
 
 
 def test_changed_copies_are_copies_of_the_bordered_photo() -> None:
@@ -86,7 +87,7 @@ def test_changed_copies_are_copies_of_the_bordered_photo() -> None:
     detector = BoxDetector(min_margin=10)
     reader = PhotoReader(detector)
     found = reader.detect(rgb)
-    assert reader.border == 50 and len(found) == 1
+    assert reader.canvas == Canvas(1.0, 50) and len(found) == 1
     detector.seen.clear()
     reader.augment(rgb, found)
     assert detector.seen == [(200, 200)] * 4  # the bordered photo rotated twice, shrunk, mirrored
@@ -95,12 +96,18 @@ def test_changed_copies_are_copies_of_the_bordered_photo() -> None:
     assert np.abs(tta - found[0].keypoints_2d).max() < 15
 
 
-def test_detect_with_no_border_is_the_plain_reading() -> None:
+def test_a_large_photo_is_shrunk_before_its_border_is_added() -> None:
+    """A phone photo is not bordered at full size: the canvas's longer side is 2 x CANVAS_PHOTO_SIDE,
+    and the keypoints (and their z) come back in the photo's pixels."""
+    rgb = _photo(3000, 40, 2960)
     detector = BoxDetector()
-    rgb = _photo(200, 50, 150)
-    plain = detector.detect(rgb)
-    again = detect_with_border(detector.detect, rgb, 0)
-    np.testing.assert_array_equal(plain[0].keypoints_2d, again[0].keypoints_2d)
+    reader = PhotoReader(detector)
+    found = reader.detect(rgb)
+    scale = CANVAS_PHOTO_SIDE / 3000
+    assert reader.canvas == Canvas(scale, round(BORDER_SHARE * CANVAS_PHOTO_SIDE))
+    assert detector.seen == [(3000, 3000), (2 * CANVAS_PHOTO_SIDE, 2 * CANVAS_PHOTO_SIDE)]
+    np.testing.assert_allclose(found[0].keypoints_2d[[0, -1]], [[40, 40], [2959, 2959]], atol=1.5 / scale)
+    np.testing.assert_allclose(found[0].keypoints_z, 7.0 / scale, rtol=1e-5)
 
 
 @pytest.mark.parametrize(("name", "margin"), [("thumbs_up_large.png", 1.3), ("two_thumbs_up.jpg", 1.1)])

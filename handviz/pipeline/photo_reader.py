@@ -12,12 +12,16 @@ the border is used only where the first reading found no hand, or a hand spannin
 FRAME_FILL_SHARE of the photo's longer side (on the full photos 15 of 608, on the crops 600).
 
 The changed copies of the photo (test-time augmentation, handviz.pipeline.augment) are copies of
-what MediaPipe read: the bordered image, where it was used.
+what MediaPipe read: the bordered image, where it was used. A large photo is shrunk to
+CANVAS_PHOTO_SIDE before its border is added (MediaPipe reads a hand at 224 px; a 4032-px phone
+photo bordered in full took 2.6 s with its copies and the process peaked at 0.75 GB; shrunk,
+0.4 s and 0.32 GB).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -29,6 +33,8 @@ from handviz.types import Detection
 FRAME_FILL_SHARE = 0.35
 #: The border added on each side, as a share of the photo's longer side.
 BORDER_SHARE = 0.5
+#: A photo whose longer side is larger is shrunk to this before the border is added (px).
+CANVAS_PHOTO_SIDE = 1280
 
 DetectFn = Callable[[np.ndarray], list[Detection]]
 
@@ -39,65 +45,90 @@ def hand_share(detection: Detection, width: int, height: int) -> float:
     return float(np.ptp(kp, axis=0).max()) / max(width, height, 1)
 
 
-def detect_with_border(detect: DetectFn, rgb: np.ndarray, border: int) -> list[Detection]:
-    """detect() on rgb with `border` px of its edge pixels repeated around it; the detections in
-    rgb's pixels (their crops stay as cut from the bordered image: the same pixels)."""
-    if border <= 0:
-        return detect(rgb)
-    found = detect(_bordered(rgb, border))
-    _shift(found, -border)
+@dataclass(frozen=True)
+class Canvas:
+    """The photo as MediaPipe reads it the second time: shrunk by `scale` (<= 1), then `border` px
+    of its edge pixels repeated around it. A photo pixel p is canvas pixel p * scale + border."""
+
+    scale: float
+    border: int
+
+    @classmethod
+    def for_photo(cls, width: int, height: int, border_share: float = BORDER_SHARE) -> Canvas:
+        scale = min(1.0, CANVAS_PHOTO_SIDE / max(width, height, 1))
+        return cls(scale, round(border_share * scale * max(width, height)))
+
+    def image(self, rgb: np.ndarray) -> np.ndarray:
+        if self.scale < 1.0:
+            h, w = rgb.shape[:2]
+            rgb = cv2.resize(rgb, (max(1, round(w * self.scale)), max(1, round(h * self.scale))),
+                             interpolation=cv2.INTER_AREA)
+        b = self.border
+        return cv2.copyMakeBorder(rgb, b, b, b, b, cv2.BORDER_REPLICATE)
+
+    def to_canvas(self, detections: list[Detection]) -> None:
+        _map(detections, self.scale, float(self.border))
+
+    def to_photo(self, detections: list[Detection]) -> None:
+        _map(detections, 1.0 / self.scale, -self.border / self.scale)
+
+
+def detect_on_canvas(detect: DetectFn, rgb: np.ndarray, canvas: Canvas) -> list[Detection]:
+    """detect() on the canvas made from rgb; the detections in rgb's pixels (their keypoints' z
+    too; their crops stay as cut from the canvas)."""
+    found = detect(canvas.image(rgb))
+    canvas.to_photo(found)
+    for det in found:
+        if det.keypoints_z is not None:
+            det.keypoints_z = (np.asarray(det.keypoints_z, np.float32) / np.float32(canvas.scale)).astype(np.float32)
     return found
 
 
 class PhotoReader:
     """A still-image detector (detect(rgb) -> detections) that reads a photo whose hand fills the
-    frame again with a border (see the module's note), and augments the photo as it read it."""
+    frame again on a bordered canvas (see the module's note), and augments the photo as it read it."""
 
     def __init__(self, detector: object, border_share: float = BORDER_SHARE) -> None:
         """border_share: the border for a second reading, as a share of the photo's longer side
         (0: read every photo once, as it is)."""
         self._detect: DetectFn = detector.detect  # type: ignore[attr-defined]
         self._border_share = border_share
-        #: The border the last photo was read with (px; 0: none).
-        self.border = 0
+        #: The canvas the last photo was read on; None: the photo as it is.
+        self.canvas: Canvas | None = None
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Every hand in rgb (H, W, 3) uint8, keypoints in rgb's pixels."""
         h, w = rgb.shape[:2]
         found = self._detect(rgb)
-        self.border = 0
-        border = round(self._border_share * max(w, h))
-        if border <= 0 or (found and max(hand_share(d, w, h) for d in found) < FRAME_FILL_SHARE):
+        self.canvas = None
+        canvas = Canvas.for_photo(w, h, self._border_share)
+        if canvas.border <= 0 or (found and max(hand_share(d, w, h) for d in found) < FRAME_FILL_SHARE):
             return found
-        wider = detect_with_border(self._detect, rgb, border)
+        wider = detect_on_canvas(self._detect, rgb, canvas)
         if len(wider) >= max(1, len(found)):  # never fewer hands than the first reading
-            self.border = border
+            self.canvas = canvas
             return wider
         return found
 
     def augment(self, rgb: np.ndarray, detections: list[Detection]) -> None:
         """Test-time augmentation of the photo last read (handviz.pipeline.augment). A photo read
-        with a border is augmented as the bordered image: its copies are turned and shrunk with the
-        hand in the middle, not with the crop's edge reflected into the hand (dev set's crops, seed
-        0: per-photo Spearman 0.388 -> 0.423, mirrored crops 0.448 -> 0.474, at the same error)."""
-        border = self.border
-        if border <= 0:
+        on a canvas is augmented as that canvas: its copies are turned and shrunk with the hand in
+        the middle, not with the crop's edge reflected into the hand (dev set's crops, seed 0:
+        per-photo Spearman 0.388 -> 0.422, mirrored crops 0.448 -> 0.474, at the same error)."""
+        canvas = self.canvas
+        if canvas is None:
             augment_detections(self._detect, rgb, detections)
             return
-        _shift(detections, border)
+        canvas.to_canvas(detections)
         try:
-            augment_detections(self._detect, _bordered(rgb, border), detections)
+            augment_detections(self._detect, canvas.image(rgb), detections)
         finally:
-            _shift(detections, -border)
+            canvas.to_photo(detections)
 
 
-def _bordered(rgb: np.ndarray, border: int) -> np.ndarray:
-    return cv2.copyMakeBorder(rgb, border, border, border, border, cv2.BORDER_REPLICATE)
-
-
-def _shift(detections: list[Detection], offset: float) -> None:
-    """Move the detections' keypoints (and their changed copies') by offset px in x and y."""
+def _map(detections: list[Detection], scale: float, offset: float) -> None:
+    """Keypoints (and their changed copies') p -> p * scale + offset, in x and y."""
     for det in detections:
-        det.keypoints_2d = (np.asarray(det.keypoints_2d, np.float32) + np.float32(offset)).astype(np.float32)
+        det.keypoints_2d = (np.asarray(det.keypoints_2d, np.float64) * scale + offset).astype(np.float32)
         if det.tta_keypoints_2d is not None:
-            det.tta_keypoints_2d = (np.asarray(det.tta_keypoints_2d, np.float32) + np.float32(offset)).astype(np.float32)
+            det.tta_keypoints_2d = (np.asarray(det.tta_keypoints_2d, np.float64) * scale + offset).astype(np.float32)
