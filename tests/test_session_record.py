@@ -89,6 +89,41 @@ def test_record_images_into_a_session(tmp_path: Path, monkeypatch: pytest.Monkey
         assert {"detect", "infer"} <= set(first.timings_ms)
 
 
+def test_record_reads_a_close_photo_as_predict_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  quiet_logs) -> None:
+    """A photo cut close around its hand, where MediaPipe alone finds nothing, gets its hand in a
+    recorded session too (handviz.pipeline.photo_reader, as in predict)."""
+    import cv2
+
+    import handviz.cascade
+    from handviz.pipeline.detector import HandDetector
+
+    monkeypatch.setattr(handviz.cascade, "Cascade", StandInCascade)
+    StandInCascade.calls = []
+    rgb = cv2.imread(str(assets_dir() / "demo" / "thumbs_up_large.png"))
+    with HandDetector(max_hands=1, static=True) as detector:
+        kp = detector.detect(cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB))[0].keypoints_2d
+        lo, hi = kp.min(axis=0), kp.max(axis=0)
+        side = 1.3 * float((hi - lo).max())
+        corner = (lo + hi) / 2 - side / 2
+        A = np.array([[256 / side, 0, -corner[0] * 256 / side], [0, 256 / side, -corner[1] * 256 / side]])
+        close = cv2.warpAffine(rgb, A, (256, 256), flags=cv2.INTER_AREA)
+        assert detector.detect(cv2.cvtColor(close, cv2.COLOR_BGR2RGB)) == []
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "close.png"), close)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "stage1.safetensors").write_bytes(b"stand-in")
+
+    assert main(["--weights", str(weights), "record", str(images), "--out", str(tmp_path / "s"),
+                 "--hypotheses", "4", "--max-frames", "1"]) == 0
+    with SessionReader(tmp_path / "s") as reader:
+        hands = reader.frame(0).hands
+    assert len(hands) == 1
+    assert np.abs(hands[0].keypoints_2d - (np.c_[kp, np.ones(21)] @ A.T)).mean() < 0.05 * 256
+
+
 @pytest.mark.parametrize("make_input", [
     lambda d: d / "missing.mp4",
     lambda d: (d / "bad.mp4").write_bytes(b"not a video") and d / "bad.mp4",

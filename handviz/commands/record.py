@@ -68,6 +68,15 @@ class _Progress:
             self.finished.set()
 
 
+def _detector(still_images: bool):
+    """MediaPipe as `predict` reads photos (each on its own, a close one again with a border), or
+    tracking over a video's frames."""
+    from handviz.pipeline.detector import HandDetector
+    from handviz.pipeline.photo_reader import PhotoReader
+
+    return PhotoReader(HandDetector(static=True)) if still_images else HandDetector(static=False)
+
+
 def _record(args: argparse.Namespace) -> int:
     from handviz.commands.checks import check_at_least, check_hypotheses
 
@@ -83,14 +92,13 @@ def _record(args: argparse.Namespace) -> int:
 
     from handviz.commands.app import cascade_backend_factory
     from handviz.pipeline.controller import SessionController
-    from handviz.pipeline.detector import HandDetector
     from handviz.pipeline.inference import InferOptions
     from handviz.pipeline.threads import PipelineOptions
 
     backend = cascade_backend_factory(args.weights)()  # bad weights: an InputError now, not a fallback
     progress = _Progress(args.max_frames)
     controller = SessionController(progress.on_result, progress.on_event, backend_factory=lambda: backend,
-                                   detector_factory=lambda: HandDetector(static=still_images),
+                                   detector_factory=lambda: _detector(still_images),
                                    options=PipelineOptions(infer=InferOptions(n_hypotheses=args.hypotheses)),
                                    realtime=False, recorded_by="record")
     progress.controller = controller

@@ -91,6 +91,7 @@ class PhotoReader:
     def __init__(self, detector: object, border_share: float = BORDER_SHARE) -> None:
         """border_share: the border for a second reading, as a share of the photo's longer side
         (0: read every photo once, as it is)."""
+        self._detector = detector
         self._detect: DetectFn = detector.detect  # type: ignore[attr-defined]
         self._border_share = border_share
         #: The canvas the last photo was read on; None: the photo as it is.
@@ -109,6 +110,12 @@ class PhotoReader:
             self.canvas = canvas
             return wider
         return found
+
+    def close(self) -> None:
+        """Close the detector it reads with (a pipeline closes its detector when it stops)."""
+        close = getattr(self._detector, "close", None)
+        if close is not None:
+            close()
 
     def augment(self, rgb: np.ndarray, detections: list[Detection]) -> None:
         """Test-time augmentation of the photo last read (handviz.pipeline.augment). A photo read
