@@ -9,7 +9,8 @@ With half the photo's longer side added around it (its edge pixels repeated) it 
 scaled up 2x: 413 found, 15.3 px). A hand that does not fill the frame loses by the border (it
 shrinks in MediaPipe's input): on the full 640x480 photos the border costs 9.9 -> 12.1 px. So
 the border is used only where the first reading found no hand, or a hand spanning at least
-FRAME_FILL_SHARE of the photo's longer side (on the full photos 15 of 608, on the crops 600).
+FRAME_FILL_SHARE of the photo's longer side (on the full photos 15 of 608 besides the 110 where
+it found none; on the crops 600).
 
 The changed copies of the photo (test-time augmentation, handviz.pipeline.augment) are copies of
 what MediaPipe read: the bordered image, where it was used. A large photo is shrunk to
