@@ -21,3 +21,17 @@ def make_zoom_clip(path: Path, frames: int = 90, size: tuple[int, int] = (640, 4
         writer.write(cv2.warpAffine(photo, M, size))
     writer.release()
     return path
+
+
+def close_crop(image, keypoints_2d, margin: float, size: int = 256):
+    """(crop, A): image cut to a size x size square `margin` x the keypoints' box around them, as
+    a dataset's close crop, and the 2x3 map A from image pixels to crop pixels."""
+    import cv2
+    import numpy as np
+
+    lo, hi = keypoints_2d.min(axis=0), keypoints_2d.max(axis=0)
+    side = margin * float((hi - lo).max())
+    scale = size / side
+    corner = (lo + hi) / 2 - side / 2
+    A = np.array([[scale, 0, -corner[0] * scale], [0, scale, -corner[1] * scale]])
+    return cv2.warpAffine(image, A, (size, size), flags=cv2.INTER_AREA), A

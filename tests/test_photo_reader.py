@@ -3,6 +3,7 @@
 import cv2
 import numpy as np
 import pytest
+from clips import close_crop
 
 from handviz.pipeline.photo_reader import (
     BORDER_SHARE,
@@ -120,12 +121,7 @@ def test_mediapipe_finds_a_hand_in_a_close_crop_only_with_the_border(name: str, 
     rgb = cv2.cvtColor(cv2.imread(str(assets_dir() / "demo" / name)), cv2.COLOR_BGR2RGB)
     with HandDetector(max_hands=2, static=True) as detector:
         whole = max(detector.detect(rgb), key=lambda d: np.ptp(d.keypoints_2d, axis=0).max())
-        lo, hi = whole.keypoints_2d.min(axis=0), whole.keypoints_2d.max(axis=0)
-        side = margin * float((hi - lo).max())
-        scale = 256 / side
-        corner = (lo + hi) / 2 - side / 2
-        A = np.array([[scale, 0, -corner[0] * scale], [0, scale, -corner[1] * scale]])
-        crop = cv2.warpAffine(rgb, A, (256, 256), flags=cv2.INTER_AREA)
+        crop, A = close_crop(rgb, whole.keypoints_2d, margin)
         assert detector.detect(crop) == []
         found = PhotoReader(detector).detect(crop)
     expected = np.c_[whole.keypoints_2d, np.ones(21)] @ A.T

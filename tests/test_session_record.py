@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clips import close_crop
 
 from handviz.cli import main
 from handviz.io.session import SessionReader
@@ -103,11 +104,7 @@ def test_record_reads_a_close_photo_as_predict_does(tmp_path: Path, monkeypatch:
     rgb = cv2.imread(str(assets_dir() / "demo" / "thumbs_up_large.png"))
     with HandDetector(max_hands=1, static=True) as detector:
         kp = detector.detect(cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB))[0].keypoints_2d
-        lo, hi = kp.min(axis=0), kp.max(axis=0)
-        side = 1.3 * float((hi - lo).max())
-        corner = (lo + hi) / 2 - side / 2
-        A = np.array([[256 / side, 0, -corner[0] * 256 / side], [0, 256 / side, -corner[1] * 256 / side]])
-        close = cv2.warpAffine(rgb, A, (256, 256), flags=cv2.INTER_AREA)
+        close, A = close_crop(rgb, kp, 1.3)
         assert detector.detect(cv2.cvtColor(close, cv2.COLOR_BGR2RGB)) == []
     images = tmp_path / "images"
     images.mkdir()
