@@ -67,7 +67,6 @@ class _Batch:
     kp_z: np.ndarray  # (B, 21) MediaPipe image-landmark z, px (NaN when unknown)
     mirrored: np.ndarray  # (B,) bool
     tta_kp: list[np.ndarray | None]  # per hand (M, 21, 2) px: MediaPipe on changed copies (mirrored)
-    tta_world: list[np.ndarray | None]  # per hand (M, 21, 3) mm (mirrored)
 
 
 class Cascade:
@@ -148,13 +147,12 @@ class Cascade:
 
     def _inputs(self, detections: list[Detection], K: np.ndarray, use_image: bool) -> _Batch:
         cx = float(K[0, 2])
-        kps, zs, worlds, crops, mirrored, tta_kps, tta_worlds = [], [], [], [], [], [], []
+        kps, zs, worlds, crops, mirrored, tta_kps = [], [], [], [], [], []
         for d in detections:
             left = d.handedness == "Left"
             kp = np.asarray(d.keypoints_2d, np.float32).copy()
             world = np.asarray(d.world_3d, np.float32).copy()
             tta_kp = None if d.tta_keypoints_2d is None else np.array(d.tta_keypoints_2d, np.float32)
-            tta_world = None if d.tta_world_3d is None else np.array(d.tta_world_3d, np.float32)
             crop = d.crop
             if left:  # mirror about the principal point: exactly x -> -x in the camera frame
                 kp[:, 0] = 2 * cx - kp[:, 0]
@@ -162,10 +160,7 @@ class Cascade:
                 crop = None if crop is None else crop[:, ::-1]
                 if tta_kp is not None:
                     tta_kp[..., 0] = 2 * cx - tta_kp[..., 0]
-                if tta_world is not None:
-                    tta_world[..., 0] = -tta_world[..., 0]
             tta_kps.append(tta_kp)
-            tta_worlds.append(tta_world)
             kps.append(kp)
             zs.append(d.keypoints_z if d.keypoints_z is not None else np.full(21, np.nan, np.float32))
             worlds.append(world)
@@ -185,7 +180,7 @@ class Cascade:
             arr = np.ascontiguousarray(np.stack(crops))
             crop_t = torch.from_numpy(arr).to(self._device).permute(0, 3, 1, 2).float() / 255.0
         return _Batch(torch.from_numpy(cond).to(self._device), crop_t, kp2d, world, kp_z, np.array(mirrored),
-                      tta_kps, tta_worlds)
+                      tta_kps)
 
     def _posterior(self, joints: torch.Tensor, batch: _Batch, K: np.ndarray, n: int,
                    seed: int | None, signals: list[dict] | None = None, bone_prior: bool = True) -> torch.Tensor:
@@ -195,7 +190,7 @@ class Cascade:
         hyps = joints.reshape(joints.shape[0], n, 21, 3).float().cpu().numpy() * JOINT_SCALE_MM
         cfg = self.posterior if bone_prior else dataclasses.replace(self.posterior, bone_prior_share=0.0)
         out = [posterior_hypotheses(hyps[i], batch.kp2d[i], K, batch.world[i], cfg, batch.kp_z[i],
-                                    batch.tta_kp[i], batch.tta_world[i], rng,
+                                    batch.tta_kp[i], rng,
                                     signals=None if signals is None else signals[i])
                for i in range(len(hyps))]
         return torch.from_numpy((np.stack(out) / JOINT_SCALE_MM).reshape(joints.shape)).to(joints)

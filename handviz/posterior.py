@@ -16,9 +16,9 @@ real photos (measured in issue 10), and the cloud's make-up (issue 20), are appl
    mix of them, is right for this photo, one of these is near it: the best of N); each of the
    others leans one digit toward or away from the camera by its joints' 90 % radius
    (``JointDoubt``), the digits in turn. That radius is predicted from what says the evidence is
-   weak: MediaPipe's image z straying from the fused depth, and how far MediaPipe's keypoints and
-   world landmarks move on slightly changed copies of the photo (handviz.pipeline.augment), the
-   2D ones read against the hand's 2D extent. One digit per hypothesis, not every digit a
+   weak, over the digit's joints: MediaPipe's image z straying from the fused depth, and how far
+   MediaPipe's keypoints move on slightly changed copies of the photo (handviz.pipeline.augment),
+   read against the hand's 2D extent. One digit per hypothesis, not every digit a
    little: the radius is the same, but a hypothesis strays only where it leans (dev set, 5
    seeds: a leaning hypothesis 1.56x -> 1.30x the estimate's error, radii ranking the per-joint
    error at Pearson 0.38 -> 0.50; with the 2D signals read against the hand's extent, 0.53, and
@@ -119,21 +119,24 @@ class JointDoubt:
       (wrist-relative), over the hand's 2D extent at its depth;
     - tta_keypoints_relative: how far MediaPipe's 2D keypoints move when the photo is rotated by
       +-8 degrees, shrunk to 0.85 or mirrored (mean distance from their mean), over the hand's
-      2D extent;
-    - tta_world: how far its world landmarks move under the same changes (after a similarity), mm.
+      2D extent.
+
+    Each signal is averaged over the digit's four joints first (`digit_means`): a leaning
+    hypothesis leans a whole digit, and one joint's wobble says as much about its neighbours as
+    about itself (dev set, seeds 0-2, the doubt refitted: per-joint Pearson 0.454 -> 0.483 on
+    256-px crops, 0.470 -> 0.491 on mirrored crops, the 90 % ball 81.7 -> 84.5 % and 81.9 ->
+    83.6 % at a smaller radius; weights/MODEL_CARD.md). How far MediaPipe's world landmarks move
+    on the changed copies then adds nothing (its fitted weight 0.025).
 
     Fitted by least squares on the dev set to the estimate's per-joint error and scaled so that
-    the 90 % ball holds the truth about 85-90 % of the time (weights/MODEL_CARD.md). Leaving one
-    camera out, the relative signals rank the error better than the same in millimetres (per
-    joint Pearson 0.34 -> 0.39, per photo Spearman 0.31 -> 0.37). Without test-time augmentation
-    (live video) only the image z is known, with its own fit (base_mm_without_tta,
-    image_z_relative_without_tta).
+    the 90 % ball holds the truth about 85-90 % of the time (handviz.eval.doubt_fit). Without
+    test-time augmentation (live video) only the image z is known, with its own fit
+    (base_mm_without_tta, image_z_relative_without_tta).
     """
 
     base_mm: float = 5.0
     image_z_relative: float = 20.0
     tta_keypoints_relative: float = 0.0
-    tta_world: float = 0.0
     base_mm_without_tta: float = 8.0
     image_z_relative_without_tta: float = 20.0
 
@@ -144,15 +147,14 @@ class JointDoubt:
             raise ValueError(f"unknown doubt settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
         return cls(**d)
 
-    def expected_error(self, image_z_gap: np.ndarray, tta_keypoints: np.ndarray | None,
-                       tta_world: np.ndarray | None) -> np.ndarray:
-        """(21,) mm radii from (21,) features: the image-z gap and the keypoints' moves as shares
-        of the hand's 2D extent, the world landmarks' moves in mm; the TTA ones None when the
-        photo was not augmented."""
-        if tta_keypoints is None or tta_world is None:
-            return self.base_mm_without_tta + self.image_z_relative_without_tta * image_z_gap
-        return self.base_mm + self.image_z_relative * image_z_gap + self.tta_keypoints_relative * tta_keypoints + \
-            self.tta_world * tta_world
+    def expected_error(self, image_z_gap: np.ndarray, tta_keypoints: np.ndarray | None) -> np.ndarray:
+        """(21,) mm radii from (21,) per-joint signals: the image-z gap and the keypoints' moves
+        as shares of the hand's 2D extent (None when the photo was not augmented), each averaged
+        over its digit."""
+        if tta_keypoints is None:
+            return self.base_mm_without_tta + self.image_z_relative_without_tta * digit_means(image_z_gap)
+        return self.base_mm + self.image_z_relative * digit_means(image_z_gap) + \
+            self.tta_keypoints_relative * digit_means(tta_keypoints)
 
 
 def hand_extent_px(kp2d: np.ndarray) -> float:
@@ -304,34 +306,33 @@ def fuse_depths(sources: dict[str, tuple[float, np.ndarray]], rays: np.ndarray, 
     return fused
 
 
-def tta_spreads(keypoints_2d: np.ndarray, tta_keypoints: np.ndarray | None, world: np.ndarray | None,
-                tta_world: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """How far MediaPipe moves each joint when the photo is slightly changed, (21,) each or None.
-
-    keypoints: its 2D keypoints (21, 2) and those found on the changed photos, mapped back
-    (M, 21, 2): mean distance from their mean, as a share of the hand's 2D extent
-    (`hand_extent_px`). world: its world landmarks (21, 3) and the changed photos' (M, 21, 3),
-    each aligned to the first by a similarity: mean distance from their mean, mm.
-    """
-    if tta_keypoints is None or len(tta_keypoints) == 0 or world is None or tta_world is None:
-        return None, None
+def tta_keypoint_spread(keypoints_2d: np.ndarray, tta_keypoints: np.ndarray | None) -> np.ndarray | None:
+    """How far MediaPipe moves each joint when the photo is slightly changed, (21,) or None: its 2D
+    keypoints (21, 2) and those found on the changed photos, mapped back (M, 21, 2), as the mean
+    distance from their mean over the hand's 2D extent (`hand_extent_px`)."""
+    if tta_keypoints is None or len(tta_keypoints) == 0:
+        return None
     kp = np.concatenate([np.asarray(keypoints_2d, np.float64)[None], np.asarray(tta_keypoints, np.float64)])
-    kp_spread = np.linalg.norm(kp - kp.mean(axis=0), axis=-1).mean(axis=0) / max(hand_extent_px(keypoints_2d), 1.0)
-    base = np.asarray(world, np.float64)
-    ws = np.stack([base] + [similarity_align(np.asarray(w, np.float64), base) for w in tta_world])
-    return kp_spread, np.linalg.norm(ws - ws.mean(axis=0), axis=-1).mean(axis=0)
+    return np.linalg.norm(kp - kp.mean(axis=0), axis=-1).mean(axis=0) / max(hand_extent_px(keypoints_2d), 1.0)
+
+
+def digit_means(per_joint: np.ndarray) -> np.ndarray:
+    """(21,) -> (21,): each digit's joints get the mean over that digit's four; the wrist keeps its own."""
+    v = np.asarray(per_joint, np.float64)
+    out = v.copy()
+    out[_DIGIT_JOINTS] = np.repeat(v[_DIGIT_JOINTS].reshape(len(DIGIT_CHAINS), -1).mean(axis=1), _JOINTS_PER_DIGIT)
+    return out
 
 
 def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
                          mediapipe_world: np.ndarray | None, cfg: PosteriorConfig,
                          keypoints_z: np.ndarray | None = None, tta_keypoints: np.ndarray | None = None,
-                         tta_world: np.ndarray | None = None,
                          rng: np.random.Generator | None = None, signals: dict | None = None) -> np.ndarray:
     """Stage-1 hypotheses (N, 21, 3) root-relative -> posterior hypotheses (N, 21, 3) root-relative.
 
     mediapipe_world (21, 3) mm and keypoints_z (21,) px: MediaPipe's depth observations, None or
-    non-finite to leave one out. tta_keypoints (M, 21, 2) px and tta_world (M, 21, 3) mm: what
-    MediaPipe found on slightly changed copies of the photo (handviz.pipeline.augment), or None.
+    non-finite to leave one out. tta_keypoints (M, 21, 2) px: MediaPipe's keypoints on slightly
+    changed copies of the photo (handviz.pipeline.augment), or None.
 
     The output's mean is the fused hand, on the keypoint rays (up to cfg.ray_tolerance), its
     bones then drawn toward an adult's proportions by cfg.bone_prior_share. The first
@@ -342,7 +343,7 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     cloud is doubt about shape.
 
     signals: a dict that, when given, receives the doubt's inputs per joint (the arguments of
-    `JointDoubt.expected_error`: "image_z", "tta_keypoints", "tta_world"), for fitting it
+    `JointDoubt.expected_error`: "image_z", "tta_keypoints"), for fitting it
     (handviz.eval.doubt_fit).
     """
     hyps = np.asarray(hyps_rel, np.float64)
@@ -373,10 +374,10 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     image_z = observed.get("image_z")
     z_gap = np.zeros(len(mean)) if image_z is None else np.abs((image_z - image_z[0]) - (centre_depth - centre_depth[0]))
     extent_mm = max(hand_extent_px(kp2d), 1.0) * float(centre[0, 2]) / fx  # the hand's 2D extent at its depth
-    tta_kp, tta_w = tta_spreads(kp2d, tta_keypoints, mediapipe_world, tta_world)
+    tta_kp = tta_keypoint_spread(kp2d, tta_keypoints)
     if signals is not None:
-        signals.update(image_z=z_gap / extent_mm, tta_keypoints=tta_kp, tta_world=tta_w)
-    sigma = cfg.doubt.expected_error(z_gap / extent_mm, tta_kp, tta_w)  # (21,) mm
+        signals.update(image_z=z_gap / extent_mm, tta_keypoints=tta_kp)
+    sigma = cfg.doubt.expected_error(z_gap / extent_mm, tta_kp)  # (21,) mm
     rest = ~blend
     lean = _digit_leans(rng, n, rest)[:, _DIGIT_OF_JOINT]  # (N, 20)
     # Blends: wrist-relative, a digit's base on the palm moved half as far (the palm keeps its

@@ -69,11 +69,10 @@ class Detection:
     score: float
     keypoints_z: np.ndarray | None = None  # (21,) MediaPipe relative depth, in pixels-ish units
     crop: np.ndarray | None = None  # (S, S, 3) uint8 RGB, see handviz.features.crop_hand
-    #: What MediaPipe found for this hand on slightly changed copies of a photo (rotated, shrunk,
-    #: mirrored; handviz.pipeline.augment), mapped back to this image: (M, 21, 2) px and
-    #: (M, 21, 3) mm. None on live video, where it would cost the frame rate.
+    #: Where MediaPipe found this hand's keypoints on slightly changed copies of a photo (rotated,
+    #: shrunk, mirrored; handviz.pipeline.augment), mapped back to this image: (M, 21, 2) px.
+    #: None on live video, where it would cost the frame rate.
     tta_keypoints_2d: np.ndarray | None = None
-    tta_world_3d: np.ndarray | None = None
     #: On video, which hand this is over time (handviz.pipeline.hand_tracks: an id no other
     #: track shares); None for a photo or a detector that does not track.
     track: int | None = None

@@ -6,23 +6,23 @@ import numpy as np
 import pytest
 
 from handviz.eval.doubt_fit import DOUBT_SCALE, fit_joint_doubt
-from handviz.posterior import JointDoubt
+from handviz.posterior import JointDoubt, digit_means
 
 
 def _rows(n_hands: int, seed: int = 0, fallback_error: float | None = None) -> list[dict]:
-    """Hands whose per-joint error is exactly 3 + 20 z + 50 k + 0.5 w (with TTA) or, where a
-    photo had no TTA, 3 + 20 z; joint 0 and one null joint per hand are not scored."""
+    """Hands whose per-joint error is exactly 3 + 20 z + 50 k (with TTA) or, where a photo had no
+    TTA, 3 + 20 z, with z and k each averaged over the joint's digit as the doubt reads them;
+    joint 0 and one null joint per hand are not scored."""
     rng = np.random.default_rng(seed)
     rows = []
     for h in range(n_hands):
-        z, k, w = rng.uniform(0, 0.3, 21), rng.uniform(0, 0.1, 21), rng.uniform(0, 10, 21)
+        z, k = rng.uniform(0, 0.3, 21), rng.uniform(0, 0.1, 21)
         tta = h % 3 != 0
-        err = 3 + 20 * z + (50 * k + 0.5 * w if tta else 0.0)
+        err = 3 + 20 * digit_means(z) + (50 * digit_means(k) if tta else 0.0)
         per_joint = [round(float(e), 6) for e in err]
         per_joint[5] = None
         rows.append({"cascade_per_joint_pa_mm": per_joint, "fallback_detector": False,
-                     "doubt_signals": {"image_z": z.tolist(), "tta_keypoints": k.tolist() if tta else None,
-                                       "tta_world": w.tolist() if tta else None}})
+                     "doubt_signals": {"image_z": z.tolist(), "tta_keypoints": k.tolist() if tta else None}})
     if fallback_error is not None:  # a hand the lighter detector found: predict never sees those
         rows.append({**rows[1], "fallback_detector": True,
                      "cascade_per_joint_pa_mm": [fallback_error] * 21})
@@ -36,7 +36,6 @@ def test_the_fit_recovers_the_line_and_scales_it_to_the_radius():
     assert doubt["base_mm"] == pytest.approx(3 * DOUBT_SCALE, abs=1e-3)
     assert doubt["image_z_relative"] == pytest.approx(20 * DOUBT_SCALE, abs=1e-2)
     assert doubt["tta_keypoints_relative"] == pytest.approx(50 * DOUBT_SCALE, abs=1e-2)
-    assert doubt["tta_world"] == pytest.approx(0.5 * DOUBT_SCALE, abs=1e-3)
     assert fitted["joints"] == {"with_tta": 20 * 19, "without_tta": 30 * 19}
     assert fitted["pearson"]["with_tta"] == pytest.approx(1.0)
     JointDoubt.from_dict(doubt)  # what cascade.json takes

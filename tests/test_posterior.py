@@ -8,8 +8,8 @@ from handviz.geometry import project
 from handviz.geometry import similarity_aligned
 from handviz.placement import ADULT_HAND_LENGTH_MM, distance_interval
 from handviz.posterior import (
-    MIN_DEPTH_MM, JointDoubt, PosteriorConfig, fuse_depths, mediapipe_depths, normalized_rays, on_rays,
-    hand_extent_px, posterior_hypotheses, root_translations, similarity_align, snap_to_rays, tta_spreads,
+    MIN_DEPTH_MM, JointDoubt, PosteriorConfig, digit_means, fuse_depths, mediapipe_depths, normalized_rays, on_rays,
+    hand_extent_px, posterior_hypotheses, root_translations, similarity_align, snap_to_rays, tta_keypoint_spread,
     wrist_to_tip_lengths,
 )
 from handviz.skeleton import LINKS, drawn_toward_prior, link_lengths, prior_bone_lengths
@@ -163,24 +163,34 @@ def test_the_doubt_widens_the_digit_whose_image_z_disagrees_and_no_other():
 
 
 def test_expected_error_is_the_fitted_line_with_and_without_tta():
-    doubt = JointDoubt(base_mm=5.0, image_z_relative=0.1, tta_keypoints_relative=0.5, tta_world=2.0, base_mm_without_tta=8.0,
+    doubt = JointDoubt(base_mm=5.0, image_z_relative=0.1, tta_keypoints_relative=0.5, base_mm_without_tta=8.0,
                        image_z_relative_without_tta=0.2)
-    z, k, w = np.full(21, 10.0), np.full(21, 2.0), np.full(21, 3.0)
-    assert np.allclose(doubt.expected_error(z, k, w), 5.0 + 1.0 + 1.0 + 6.0)
-    assert np.allclose(doubt.expected_error(z, None, None), 8.0 + 2.0)
+    z, k = np.full(21, 10.0), np.full(21, 2.0)
+    assert np.allclose(doubt.expected_error(z, k), 5.0 + 1.0 + 1.0)
+    assert np.allclose(doubt.expected_error(z, None), 8.0 + 2.0)
 
 
-def test_tta_spreads_measure_the_keypoints_moves_against_the_hands_extent_and_the_worlds_in_mm():
+def test_the_doubt_reads_each_signal_over_the_joints_digit():
+    """One joint's wobble widens its whole digit, by a quarter of what it would alone; the other
+    digits and the wrist keep theirs."""
+    doubt = JointDoubt(base_mm=0.0, image_z_relative=0.0, tta_keypoints_relative=1.0)
+    k = np.zeros(21)
+    k[0], k[7] = 3.0, 8.0  # the wrist and the index finger's second joint
+    radius = doubt.expected_error(np.zeros(21), k)
+    assert np.allclose(radius[[5, 6, 7, 8]], 2.0)
+    assert radius[0] == 3.0 and np.allclose(np.delete(radius, [0, 5, 6, 7, 8]), 0.0)
+    assert np.allclose(digit_means(np.arange(21.0))[[1, 4, 17, 20]], [2.5, 2.5, 18.5, 18.5])
+
+
+def test_tta_keypoint_spread_is_measured_against_the_hands_extent():
     rng = np.random.default_rng(5)
     kp = rng.uniform(100, 300, (21, 2))
-    world = _hand(rng)
     moved = np.stack([kp + [4.0, 0.0], kp - [4.0, 0.0]])  # +-4 px about kp: mean distance 8/3 px
-    turned = np.stack([similarity_align(world, world) for _ in range(2)])  # the same hand, no move
-    kp_share, world_mm = tta_spreads(kp, moved, world, turned)
-    assert np.allclose(kp_share, 8.0 / 3.0 / hand_extent_px(kp)) and np.allclose(world_mm, 0.0, atol=1e-9)
+    share = tta_keypoint_spread(kp, moved)
+    assert np.allclose(share, 8.0 / 3.0 / hand_extent_px(kp))
     # the same moves on a hand twice the size in the image are half the share
-    assert np.allclose(tta_spreads(2 * kp, 2 * kp[None] + (moved - kp), world, turned)[0], kp_share / 2)
-    assert tta_spreads(kp, None, world, None) == (None, None)
+    assert np.allclose(tta_keypoint_spread(2 * kp, 2 * kp[None] + (moved - kp)), share / 2)
+    assert tta_keypoint_spread(kp, None) is None and tta_keypoint_spread(kp, np.zeros((0, 21, 2))) is None
 
 
 def test_the_same_depth_disagreement_means_more_doubt_on_a_hand_that_looks_smaller():

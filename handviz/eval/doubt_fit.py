@@ -1,8 +1,9 @@
 """Fit the cloud's doubt (handviz.posterior.JointDoubt) on real photos with 3D truth:
 `handviz eval --real DIR --guess-intrinsics --fit-doubt` prints the settings for cascade.json.
 
-Each joint's 90 % radius is a line in the doubt's signals (how far MediaPipe's image z strays
-and, on photos, how far MediaPipe moves on changed copies of the photo). The line is fitted by
+Each joint's 90 % radius is a line in the doubt's signals, averaged over the joint's digit (how
+far MediaPipe's image z strays and, on photos, how far its keypoints move on changed copies of
+the photo). The line is fitted by
 least squares to the estimate's per-joint PA error, over joints 1-20 of every hand MediaPipe's
 main detector found (the hands `predict` gets; the evaluation's lighter fallback detector is left
 out), once with the test-time augmentation's signals and once with the image z alone (the live
@@ -16,30 +17,39 @@ from typing import Any
 
 import numpy as np
 
+from handviz.posterior import digit_means
+
 #: The fitted mean error times this is the 90 % radius: 1.645 (a normal's 90 % point) x 1.9,
 #: chosen on the dev set so that the 90 % ball holds the truth 85-90 % of the time with one
 #: digit leaning per hypothesis (weights/MODEL_CARD.md, "One digit per leaning hypothesis").
 DOUBT_SCALE = 3.125
-#: Fewer joints than this cannot pin four coefficients.
+#: Fewer joints than this cannot pin three coefficients.
 MIN_JOINTS = 20
 
 
+def _as_array(values: list[float | None]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], float)
+
+
 def _joint_table(rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(errors (J,), image_z (J,), TTA signals (J, 2) with NaN rows where the photo had none)."""
+    """(errors (J,), image_z (J,), TTA keypoints' moves (J,) NaN where the photo had none), each
+    signal averaged over the joint's digit as JointDoubt.expected_error reads it."""
     errors, image_z, tta = [], [], []
     for row in rows:
         signals = row.get("doubt_signals")
         per_joint = row.get("cascade_per_joint_pa_mm")
         if not signals or per_joint is None or row.get("fallback_detector"):
             continue
-        k, w = signals.get("tta_keypoints"), signals.get("tta_world")
+        z = digit_means(_as_array(signals["image_z"]))
+        k = signals.get("tta_keypoints")
+        k = np.full(len(z), np.nan) if k is None else digit_means(_as_array(k))
         for j in range(1, len(per_joint)):
-            if per_joint[j] is None or signals["image_z"][j] is None:
+            if per_joint[j] is None or not np.isfinite(z[j]):
                 continue
             errors.append(per_joint[j])
-            image_z.append(signals["image_z"][j])
-            tta.append([np.nan, np.nan] if k is None or w is None else [k[j], w[j]])
-    return np.array(errors, float), np.array(image_z, float), np.array(tta, float).reshape(-1, 2)
+            image_z.append(z[j])
+            tta.append(k[j])
+    return np.array(errors, float), np.array(image_z, float), np.array(tta, float)
 
 
 def _line(columns: list[np.ndarray], errors: np.ndarray) -> tuple[np.ndarray, float]:
@@ -55,14 +65,14 @@ def fit_joint_doubt(rows: Sequence[dict[str, Any]], scale: float = DOUBT_SCALE) 
     "pearson": each line's in-sample Pearson r with the error}. ValueError when there are too
     few joints to fit."""
     errors, image_z, tta = _joint_table(rows)
-    augmented = np.isfinite(tta).all(axis=1)
+    augmented = np.isfinite(tta)
     if len(errors) < MIN_JOINTS or augmented.sum() < MIN_JOINTS:
         raise ValueError(f"{len(errors)} scored joints ({int(augmented.sum())} with test-time augmentation): "
                          f"need at least {MIN_JOINTS} of each to fit the doubt")
-    with_tta, r_tta = _line([image_z[augmented], tta[augmented, 0], tta[augmented, 1]], errors[augmented])
+    with_tta, r_tta = _line([image_z[augmented], tta[augmented]], errors[augmented])
     without, r_plain = _line([image_z], errors)
     doubt = {"base_mm": with_tta[0], "image_z_relative": with_tta[1], "tta_keypoints_relative": with_tta[2],
-             "tta_world": with_tta[3], "base_mm_without_tta": without[0], "image_z_relative_without_tta": without[1]}
+             "base_mm_without_tta": without[0], "image_z_relative_without_tta": without[1]}
     return {"doubt": {k: round(float(v) * scale, 3) for k, v in doubt.items()},
             "scale": scale,
             "joints": {"with_tta": int(augmented.sum()), "without_tta": int(len(errors))},

@@ -1,10 +1,10 @@
 """Test-time augmentation for photos: MediaPipe on slightly changed copies says where it is unsure.
 
 The photo is rotated by +-8 degrees, shrunk to 0.85 about its centre and mirrored; MediaPipe runs
-on each copy and what it finds is mapped back into the photo. How far its keypoints and world
-landmarks move is evidence that the hand is hard to read (issue 20, dev set: per-photo Spearman
-with the error 0.42 for the keypoints' moves, per-joint Pearson 0.30 for the world landmarks'),
-which the cascade's posterior turns into the cloud's width (handviz.posterior.JointDoubt).
+on each copy and what it finds is mapped back into the photo. How far its keypoints move is
+evidence that the hand is hard to read (issue 20, dev set: per-photo Spearman
+with the error 0.42 for the keypoints' moves), which the cascade's posterior turns into the
+cloud's width (handviz.posterior.JointDoubt).
 It costs four more MediaPipe runs per photo, so `predict` and `eval --real` use it on photos
 and the live app does not.
 """
@@ -35,45 +35,39 @@ def _changed_copy(rgb: np.ndarray, change: tuple[float, float] | None) -> tuple[
     return cv2.warpAffine(rgb, forward[:2], (w, h), borderMode=cv2.BORDER_REFLECT), np.linalg.inv(forward)
 
 
-def _mapped_back(det: Detection, back: np.ndarray | None, width: int) -> tuple[np.ndarray, np.ndarray, str]:
-    """A changed copy's detection in the photo's terms: keypoints (21, 2), world (21, 3), hand."""
+def _mapped_back(det: Detection, back: np.ndarray | None, width: int) -> tuple[np.ndarray, str]:
+    """A changed copy's detection in the photo's terms: keypoints (21, 2) and hand."""
     kp = np.asarray(det.keypoints_2d, np.float64).copy()
-    world = np.asarray(det.world_3d, np.float64).copy()
-    if back is None:  # mirrored: x flips in the image and in the hand's own frame, and so does the hand
+    if back is None:  # mirrored: x flips, and so does the hand
         kp[:, 0] = width - kp[:, 0]
-        world[:, 0] = -world[:, 0]
-        return kp, world, _SWAP.get(det.handedness, det.handedness)
-    kp = (np.c_[kp, np.ones(len(kp))] @ back.T)[:, :2]
-    rotation = back[:2, :2] / np.sqrt(abs(np.linalg.det(back[:2, :2])))
-    world[:, :2] = world[:, :2] @ rotation.T  # its world frame turned with the image
-    return kp, world, det.handedness
+        return kp, _SWAP.get(det.handedness, det.handedness)
+    return (np.c_[kp, np.ones(len(kp))] @ back.T)[:, :2], det.handedness
 
 
 def augment_detections(detect: Callable[[np.ndarray], list[Detection]], rgb: np.ndarray,
                        detections: list[Detection]) -> None:
-    """Fill each detection's tta_keypoints_2d (M, 21, 2) and tta_world_3d (M, 21, 3) from `detect`
-    (a static-image MediaPipe) run on the changed copies of rgb; M counts the copies where that
-    hand was found again (M may be 0). Its keypoints_2d become the mean over the photo and those
-    copies (PA-MPJPE on the dev set's real photos, 5 seeds: 10.58 -> 10.49 mm)."""
+    """Fill each detection's tta_keypoints_2d (M, 21, 2) from `detect` (a static-image MediaPipe)
+    run on the changed copies of rgb; M counts the copies where that hand was found again (M may
+    be 0). Its keypoints_2d become the mean over the photo and those copies (PA-MPJPE on the dev
+    set's real photos, 5 seeds: 10.58 -> 10.49 mm)."""
     if not detections:
         return
     width = rgb.shape[1]
-    found: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in detections]
+    found: list[list[np.ndarray]] = [[] for _ in detections]
     for change in AUGMENTATIONS:
         image, back = _changed_copy(rgb, change)
         mapped = [_mapped_back(d, back, width) for d in detect(image)]
         for i, det in enumerate(detections):
             kp0 = np.asarray(det.keypoints_2d, np.float64)
             size = float(np.linalg.norm(np.ptp(kp0, axis=0)))
-            near = [(float(np.linalg.norm(kp - kp0, axis=1).mean()), kp, world) for kp, world, hand in mapped
+            near = [(float(np.linalg.norm(kp - kp0, axis=1).mean()), kp) for kp, hand in mapped
                     if hand == det.handedness]
             if near:
-                gap, kp, world = min(near, key=lambda t: t[0])
-                if gap <= MATCH_SHARE * size and np.all(np.isfinite(world)):
-                    found[i].append((kp, world))
-    for det, pairs in zip(detections, found):
-        det.tta_keypoints_2d = np.array([kp for kp, _ in pairs], np.float32).reshape(-1, 21, 2)
-        det.tta_world_3d = np.array([w for _, w in pairs], np.float32).reshape(-1, 21, 3)
-        if pairs:  # averaged over the copies, MediaPipe's keypoints err less (dev set: 10.58 -> 10.49 mm)
+                gap, kp = min(near, key=lambda t: t[0])
+                if gap <= MATCH_SHARE * size:
+                    found[i].append(kp)
+    for det, copies in zip(detections, found):
+        det.tta_keypoints_2d = np.array(copies, np.float32).reshape(-1, 21, 2)
+        if copies:  # averaged over the copies, MediaPipe's keypoints err less (dev set: 10.58 -> 10.49 mm)
             det.keypoints_2d = np.concatenate([np.asarray(det.keypoints_2d, np.float32)[None],
                                                det.tta_keypoints_2d]).mean(axis=0)
