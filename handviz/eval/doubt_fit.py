@@ -3,11 +3,11 @@
 
 Each joint's 90 % radius is a line in the doubt's signals, averaged over the joint's digit (how
 far MediaPipe's image z strays and, on photos, how far its keypoints move on changed copies of
-the photo). The line is fitted by
-least squares to the estimate's per-joint PA error, over joints 1-20 of every hand MediaPipe's
-main detector found (the hands `predict` gets; the evaluation's lighter fallback detector is left
-out), once with the test-time augmentation's signals and once with the image z alone (the live
-app's line). A least-squares line is the error's mean; DOUBT_SCALE turns it into the radius.
+the photo). The line is fitted by least squares to the estimate's per-joint PA error, over
+joints 1-20 of every hand MediaPipe's main detector found (the hands `predict` gets; the
+evaluation's lighter fallback detector is left out), once with the test-time augmentation's
+signals and once with the image z alone (the live app's line). A least-squares line is the
+error's mean; DOUBT_SCALE turns it into the radius.
 """
 
 from __future__ import annotations

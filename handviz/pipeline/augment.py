@@ -2,9 +2,8 @@
 
 The photo is rotated by +-8 degrees, shrunk to 0.85 about its centre and mirrored; MediaPipe runs
 on each copy and what it finds is mapped back into the photo. How far its keypoints move is
-evidence that the hand is hard to read (issue 20, dev set: per-photo Spearman
-with the error 0.42 for the keypoints' moves), which the cascade's posterior turns into the
-cloud's width (handviz.posterior.JointDoubt).
+evidence that the hand is hard to read (issue 20, dev set: per-photo Spearman with the error
+0.42), which the cascade's posterior turns into the cloud's width (handviz.posterior.JointDoubt).
 It costs four more MediaPipe runs per photo, so `predict` and `eval --real` use it on photos
 and the live app does not.
 """
