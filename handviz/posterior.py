@@ -16,9 +16,10 @@ real photos (measured in issue 10), and the cloud's make-up (issue 20), are appl
    mix of them, is right for this photo, one of these is near it: the best of N); each of the
    others leans one digit toward or away from the camera by its joints' 90 % radius
    (``JointDoubt``), the digits in turn. That radius is predicted from what says the evidence is
-   weak, over the digit's joints: MediaPipe's image z straying from the fused depth, and how far
+   weak, over the digit's joints: MediaPipe's image z straying from the fused depth, how far
    MediaPipe's keypoints move on slightly changed copies of the photo (handviz.pipeline.augment),
-   read against the hand's 2D extent. One digit per hypothesis, not every digit a
+   read against the hand's 2D extent, and the fused digit bent sideways at its hinge joints
+   (``sideways_bend``). One digit per hypothesis, not every digit a
    little: the radius is the same, but a hypothesis strays only where it leans (dev set, 5
    seeds: a leaning hypothesis 1.56x -> 1.30x the estimate's error, radii ranking the per-joint
    error at Pearson 0.38 -> 0.50; with the 2D signals read against the hand's extent, 0.53, and
@@ -121,7 +122,12 @@ class JointDoubt:
       (wrist-relative), over the hand's 2D extent at its depth;
     - tta_keypoints_relative: how far MediaPipe's 2D keypoints move when the photo is rotated by
       +-8 degrees, shrunk to 0.85 or mirrored (mean distance from their mean), over the hand's
-      2D extent.
+      2D extent;
+    - sideways_bend: how far the estimate's digit bends sideways at its inner joints
+      (`sideways_bend`, a sine): those joints are hinges, so a finger bent about the palm's normal
+      is one whose depths on the keypoint rays are wrong (dev set, seeds 0-2, the doubt refitted:
+      per-joint Pearson 0.573 -> 0.600 on the photos, 0.517 -> 0.532 on mirrored 256-px crops;
+      the line's Pearson fitted on four cameras and scored on the other four 0.38 -> 0.45).
 
     Each signal is averaged over the digit's four joints first (`digit_means`): a leaning
     hypothesis leans a whole digit, and one joint's wobble says as much about its neighbours as
@@ -132,15 +138,18 @@ class JointDoubt:
 
     Fitted by least squares on the dev set to the estimate's per-joint error and scaled so that
     the 90 % ball holds the truth about 85-90 % of the time (handviz.eval.doubt_fit). Without
-    test-time augmentation (live video) only the image z is known, with its own fit
-    (base_mm_without_tta, image_z_relative_without_tta).
+    test-time augmentation (live video) the keypoints' moves are unknown, and the other two
+    signals have their own fit (base_mm_without_tta, image_z_relative_without_tta,
+    sideways_bend_without_tta).
     """
 
     base_mm: float = 5.0
     image_z_relative: float = 20.0
     tta_keypoints_relative: float = 0.0
+    sideways_bend: float = 0.0
     base_mm_without_tta: float = 8.0
     image_z_relative_without_tta: float = 20.0
+    sideways_bend_without_tta: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> JointDoubt:
@@ -149,14 +158,16 @@ class JointDoubt:
             raise ValueError(f"unknown doubt settings {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}")
         return cls(**d)
 
-    def expected_error(self, image_z_gap: np.ndarray, tta_keypoints: np.ndarray | None) -> np.ndarray:
+    def expected_error(self, image_z_gap: np.ndarray, tta_keypoints: np.ndarray | None,
+                       bend: np.ndarray) -> np.ndarray:
         """(21,) mm radii from (21,) per-joint signals: the image-z gap and the keypoints' moves
         as shares of the hand's 2D extent (None when the photo was not augmented), each averaged
-        over its digit."""
+        over its digit, and the digit's sideways bend (`sideways_bend`)."""
         if tta_keypoints is None:
-            return self.base_mm_without_tta + self.image_z_relative_without_tta * digit_means(image_z_gap)
+            return self.base_mm_without_tta + self.image_z_relative_without_tta * digit_means(image_z_gap) + \
+                self.sideways_bend_without_tta * digit_means(bend)
         return self.base_mm + self.image_z_relative * digit_means(image_z_gap) + \
-            self.tta_keypoints_relative * digit_means(tta_keypoints)
+            self.tta_keypoints_relative * digit_means(tta_keypoints) + self.sideways_bend * digit_means(bend)
 
 
 def hand_extent_px(kp2d: np.ndarray) -> float:
@@ -318,6 +329,24 @@ def tta_keypoint_spread(keypoints_2d: np.ndarray, tta_keypoints: np.ndarray | No
     return np.linalg.norm(kp - kp.mean(axis=0), axis=-1).mean(axis=0) / max(hand_extent_px(keypoints_2d), 1.0)
 
 
+def sideways_bend(hand: np.ndarray) -> np.ndarray:
+    """(21, 3) hand -> (21,): how far each digit bends sideways at its two inner joints (the
+    fingers' PIP and DIP, the thumb's MCP and IP), each digit's value on its four joints, 0 at
+    the wrist. Those joints are hinges that bend toward the palm; a bend about the palm's normal
+    (the sine of the bend angle times its axis' share along that normal, averaged over the two
+    joints) is a finger no hand makes, so a wrong depth on its rays shows itself this way."""
+    X = np.asarray(hand, np.float64)
+    normal = np.cross(X[DIGIT_CHAINS[1][0]] - X[0], X[DIGIT_CHAINS[4][0]] - X[0])
+    normal /= max(float(np.linalg.norm(normal)), 1e-9)
+    bones = np.diff(X[_DIGIT_PATHS], axis=1)  # (5, 4, 3): wrist -> base -> ... -> tip
+    before, after = bones[:, 1:3], bones[:, 2:4]  # the bones on either side of the two inner joints
+    lengths = np.linalg.norm(before, axis=-1) * np.linalg.norm(after, axis=-1)
+    sines = np.cross(before, after) @ normal / np.maximum(lengths, 1e-9)  # (5, 2)
+    out = np.zeros(len(X))
+    out[_DIGIT_JOINTS] = np.repeat(np.abs(sines).mean(axis=1), _JOINTS_PER_DIGIT)
+    return out
+
+
 def digit_means(per_joint: np.ndarray) -> np.ndarray:
     """(21,) -> (21,): each digit's joints get the mean over that digit's four; the wrist keeps its own."""
     v = np.asarray(per_joint, np.float64)
@@ -345,7 +374,7 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     cloud is doubt about shape.
 
     signals: a dict that, when given, receives the doubt's inputs per joint (the arguments of
-    `JointDoubt.expected_error`: "image_z", "tta_keypoints"), for fitting it
+    `JointDoubt.expected_error`: "image_z", "tta_keypoints", "sideways_bend"), for fitting it
     (handviz.eval.doubt_fit).
     """
     hyps = np.asarray(hyps_rel, np.float64)
@@ -372,14 +401,16 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     pull = _world_pull(mean, rays, world, cfg)  # (21, 2): sideways, within tolerance
     centre = on_rays(centre_depth, rays + pull)  # the fused hand
     # The doubt: each joint's 90 % radius, from how far the image z strays (against the hand's
-    # 2D extent at its depth) and how MediaPipe moves under small changes of the photo.
+    # 2D extent at its depth), how MediaPipe moves under small changes of the photo and how far
+    # the fused digit bends sideways.
     image_z = observed.get("image_z")
     z_gap = np.zeros(len(mean)) if image_z is None else np.abs((image_z - image_z[0]) - (centre_depth - centre_depth[0]))
     extent_mm = max(hand_extent_px(kp2d), 1.0) * float(centre[0, 2]) / fx  # the hand's 2D extent at its depth
     tta_kp = tta_keypoint_spread(kp2d, tta_keypoints)
+    bend = sideways_bend(centre)
     if signals is not None:
-        signals.update(image_z=z_gap / extent_mm, tta_keypoints=tta_kp)
-    sigma = cfg.doubt.expected_error(z_gap / extent_mm, tta_kp)  # (21,) mm
+        signals.update(image_z=z_gap / extent_mm, tta_keypoints=tta_kp, sideways_bend=bend)
+    sigma = cfg.doubt.expected_error(z_gap / extent_mm, tta_kp, bend)  # (21,) mm
     rest = ~blend
     lean = _digit_leans(rng, n, rest)[:, _DIGIT_OF_JOINT]  # (N, 20)
     # Blends: wrist-relative, a digit's base on the palm moved half as far (the palm keeps its

@@ -9,8 +9,8 @@ from handviz.geometry import similarity_aligned
 from handviz.placement import ADULT_HAND_LENGTH_MM, distance_interval
 from handviz.posterior import (
     MIN_DEPTH_MM, JointDoubt, PosteriorConfig, digit_means, fuse_depths, mediapipe_depths, normalized_rays, on_rays,
-    hand_extent_px, posterior_hypotheses, root_translations, similarity_align, snap_to_rays, tta_keypoint_spread,
-    wrist_to_tip_lengths,
+    hand_extent_px, posterior_hypotheses, root_translations, sideways_bend, similarity_align, snap_to_rays,
+    tta_keypoint_spread, wrist_to_tip_lengths,
 )
 from handviz.skeleton import LINKS, drawn_toward_prior, link_lengths, prior_bone_lengths
 from handviz.types import DIGIT_CHAINS, HandEstimate
@@ -163,11 +163,11 @@ def test_the_doubt_widens_the_digit_whose_image_z_disagrees_and_no_other():
 
 
 def test_expected_error_is_the_fitted_line_with_and_without_tta():
-    doubt = JointDoubt(base_mm=5.0, image_z_relative=0.1, tta_keypoints_relative=0.5, base_mm_without_tta=8.0,
-                       image_z_relative_without_tta=0.2)
-    z, k = np.full(21, 10.0), np.full(21, 2.0)
-    assert np.allclose(doubt.expected_error(z, k), 5.0 + 1.0 + 1.0)
-    assert np.allclose(doubt.expected_error(z, None), 8.0 + 2.0)
+    doubt = JointDoubt(base_mm=5.0, image_z_relative=0.1, tta_keypoints_relative=0.5, sideways_bend=3.0,
+                       base_mm_without_tta=8.0, image_z_relative_without_tta=0.2, sideways_bend_without_tta=4.0)
+    z, k, b = np.full(21, 10.0), np.full(21, 2.0), np.full(21, 0.5)
+    assert np.allclose(doubt.expected_error(z, k, b), 5.0 + 1.0 + 1.0 + 1.5)
+    assert np.allclose(doubt.expected_error(z, None, b), 8.0 + 2.0 + 2.0)
 
 
 def test_the_doubt_reads_each_signal_over_the_joints_digit():
@@ -176,7 +176,7 @@ def test_the_doubt_reads_each_signal_over_the_joints_digit():
     doubt = JointDoubt(base_mm=0.0, image_z_relative=0.0, tta_keypoints_relative=1.0)
     k = np.zeros(21)
     k[0], k[7] = 3.0, 8.0  # the wrist and the index finger's second joint
-    radius = doubt.expected_error(np.zeros(21), k)
+    radius = doubt.expected_error(np.zeros(21), k, np.zeros(21))
     assert np.allclose(radius[[5, 6, 7, 8]], 2.0)
     assert radius[0] == 3.0 and np.allclose(np.delete(radius, [0, 5, 6, 7, 8]), 0.0)
     assert np.allclose(digit_means(np.arange(21.0))[[1, 4, 17, 20]], [2.5, 2.5, 18.5, 18.5])
@@ -455,3 +455,36 @@ def test_the_estimates_bones_are_drawn_toward_an_adults_proportions_and_the_clou
     assert np.allclose(link_lengths(b.mean(0)), np.sqrt(own * prior_bone_lengths(a.mean(0))), rtol=1e-6)
     assert np.abs(link_lengths(b.mean(0)) / own - 1).max() > 0.05  # a rough hand's bones do move
     assert np.allclose(b - b.mean(0), a - a.mean(0), atol=1e-6)
+
+
+def _flat_hand(curl_deg: float = 0.0, sideways_deg: float = 0.0) -> np.ndarray:
+    """A right hand with its palm in the x-y plane, its digits along +y from bases spread along x;
+    each digit bends by curl_deg about the x axis (toward the palm, a hinge's way) and the index
+    finger, at its two inner joints, also by sideways_deg about the palm's normal (z)."""
+    hand = np.zeros((21, 3))
+    for d, chain in enumerate(DIGIT_CHAINS):
+        base = np.array([40.0 - 20.0 * d, 80.0, 0.0])
+        direction = np.array([0.0, 1.0, 0.0])
+        hand[chain[0]] = base
+        for j, joint in enumerate(chain[1:]):
+            a = np.radians(curl_deg)
+            direction = np.array([direction[0], direction[1] * np.cos(a) - direction[2] * np.sin(a),
+                                  direction[1] * np.sin(a) + direction[2] * np.cos(a)])
+            if d == 1 and j > 0:  # the index finger turns sideways at its PIP and DIP too
+                b = np.radians(sideways_deg)
+                direction = np.array([direction[0] * np.cos(b) - direction[1] * np.sin(b),
+                                      direction[0] * np.sin(b) + direction[1] * np.cos(b), direction[2]])
+            hand[joint] = hand[chain[j]] + 25.0 * direction
+    return hand
+
+
+def test_sideways_bend_sees_a_finger_bent_about_the_palms_normal_not_a_curl():
+    """The fingers' inner joints are hinges: curling toward the palm is no sign of a wrong depth,
+    a finger bent sideways at them is."""
+    assert np.allclose(sideways_bend(_flat_hand()), 0.0, atol=1e-9)
+    assert np.allclose(sideways_bend(_flat_hand(curl_deg=50.0)), 0.0, atol=1e-9)
+    bent = sideways_bend(_flat_hand(sideways_deg=30.0))
+    assert np.allclose(bent[[5, 6, 7, 8]], np.sin(np.radians(30.0)), atol=1e-6)  # the index finger's digit
+    assert bent[0] == 0.0 and np.allclose(np.delete(bent, [5, 6, 7, 8]), 0.0, atol=1e-9)
+    # the same sideways bend at any distance and size of the hand
+    assert np.allclose(sideways_bend(2.0 * _flat_hand(sideways_deg=30.0) + [10.0, -5.0, 400.0]), bent)

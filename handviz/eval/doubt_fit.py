@@ -2,12 +2,12 @@
 `handviz eval --real DIR --guess-intrinsics --fit-doubt` prints the settings for cascade.json.
 
 Each joint's 90 % radius is a line in the doubt's signals, averaged over the joint's digit (how
-far MediaPipe's image z strays and, on photos, how far its keypoints move on changed copies of
-the photo). The line is fitted by least squares to the estimate's per-joint PA error, over
-joints 1-20 of every hand MediaPipe's main detector found (the hands `predict` gets; the
-evaluation's lighter fallback detector is left out), once with the test-time augmentation's
-signals and once with the image z alone (the live app's line). A least-squares line is the
-error's mean; DOUBT_SCALE turns it into the radius.
+far MediaPipe's image z strays, how far the fused digit bends sideways and, on photos, how far
+MediaPipe's keypoints move on changed copies of the photo). The line is fitted by least squares
+to the estimate's per-joint PA error, over joints 1-20 of every hand MediaPipe's main detector
+found (the hands `predict` gets; the evaluation's lighter fallback detector is left out), once
+with the test-time augmentation's signals and once without them (the live app's line). A
+least-squares line is the error's mean; DOUBT_SCALE turns it into the radius.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from handviz.posterior import digit_means
 #: chosen on the dev set so that the 90 % ball holds the truth 85-90 % of the time with one
 #: digit leaning per hypothesis (weights/MODEL_CARD.md, "One digit per leaning hypothesis").
 DOUBT_SCALE = 3.125
-#: Fewer joints than this cannot pin three coefficients.
+#: Fewer joints than this cannot pin four coefficients.
 MIN_JOINTS = 20
 
 
@@ -31,10 +31,11 @@ def _as_array(values: list[float | None]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], float)
 
 
-def _joint_table(rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(errors (J,), image_z (J,), TTA keypoints' moves (J,) NaN where the photo had none), each
-    signal averaged over the joint's digit as JointDoubt.expected_error reads it."""
-    errors, image_z, tta = [], [], []
+def _joint_table(rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Per scored joint (J,): "error", and the signals as JointDoubt.expected_error reads them,
+    each averaged over the joint's digit: "image_z", "tta" (NaN where the photo had no changed
+    copies) and "bend"."""
+    table: dict[str, list[float]] = {"error": [], "image_z": [], "tta": [], "bend": []}
     for row in rows:
         signals = row.get("doubt_signals")
         per_joint = row.get("cascade_per_joint_pa_mm")
@@ -43,13 +44,13 @@ def _joint_table(rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray
         z = digit_means(_as_array(signals["image_z"]))
         k = signals.get("tta_keypoints")
         k = np.full(len(z), np.nan) if k is None else digit_means(_as_array(k))
+        bend = digit_means(_as_array(signals["sideways_bend"]))
         for j in range(1, len(per_joint)):
             if per_joint[j] is None or not np.isfinite(z[j]):
                 continue
-            errors.append(per_joint[j])
-            image_z.append(z[j])
-            tta.append(k[j])
-    return np.array(errors, float), np.array(image_z, float), np.array(tta, float)
+            for name, value in (("error", per_joint[j]), ("image_z", z[j]), ("tta", k[j]), ("bend", bend[j])):
+                table[name].append(value)
+    return {name: np.array(values, float) for name, values in table.items()}
 
 
 def _line(columns: list[np.ndarray], errors: np.ndarray) -> tuple[np.ndarray, float]:
@@ -64,15 +65,18 @@ def fit_joint_doubt(rows: Sequence[dict[str, Any]], scale: float = DOUBT_SCALE) 
     cascade.json's "doubt" settings, "joints": how many joints each line was fitted on,
     "pearson": each line's in-sample Pearson r with the error}. ValueError when there are too
     few joints to fit."""
-    errors, image_z, tta = _joint_table(rows)
-    augmented = np.isfinite(tta)
+    t = _joint_table(rows)
+    errors = t["error"]
+    augmented = np.isfinite(t["tta"])
     if len(errors) < MIN_JOINTS or augmented.sum() < MIN_JOINTS:
         raise ValueError(f"{len(errors)} scored joints ({int(augmented.sum())} with test-time augmentation): "
                          f"need at least {MIN_JOINTS} of each to fit the doubt")
-    with_tta, r_tta = _line([image_z[augmented], tta[augmented]], errors[augmented])
-    without, r_plain = _line([image_z], errors)
+    with_tta, r_tta = _line([t[k][augmented] for k in ("image_z", "tta", "bend")], errors[augmented])
+    without, r_plain = _line([t["image_z"], t["bend"]], errors)
     doubt = {"base_mm": with_tta[0], "image_z_relative": with_tta[1], "tta_keypoints_relative": with_tta[2],
-             "base_mm_without_tta": without[0], "image_z_relative_without_tta": without[1]}
+             "sideways_bend": with_tta[3],
+             "base_mm_without_tta": without[0], "image_z_relative_without_tta": without[1],
+             "sideways_bend_without_tta": without[2]}
     return {"doubt": {k: round(float(v) * scale, 3) for k, v in doubt.items()},
             "scale": scale,
             "joints": {"with_tta": int(augmented.sum()), "without_tta": int(len(errors))},
