@@ -19,12 +19,12 @@ real photos (measured in issue 10), and the cloud's make-up (issue 20), are appl
    weak, over the digit's joints: MediaPipe's image z straying from the fused depth, how far
    MediaPipe's keypoints move on slightly changed copies of the photo (handviz.pipeline.augment),
    read against the hand's 2D extent, and the fused digit bent sideways at its hinge joints
-   (``sideways_bend``). One digit per hypothesis, not every digit a
-   little: the radius is the same, but a hypothesis strays only where it leans (dev set, 5
-   seeds: a leaning hypothesis 1.56x -> 1.30x the estimate's error, radii ranking the per-joint
-   error at Pearson 0.38 -> 0.50; with the 2D signals read against the hand's extent, 0.53, and
-   the per-photo error at Spearman 0.48, the 90 % ball holding the truth for 86 % of joints at
-   16.7 mm; weights/MODEL_CARD.md).
+   (``sideways_bend``) or passing into another (``digit_overlap``). One digit per hypothesis,
+   not every digit a little: the radius is the same, but a hypothesis strays only where it
+   leans (dev set, 5 seeds: a leaning hypothesis 1.56x -> 1.30x the estimate's error, radii
+   ranking the per-joint error at Pearson 0.38 -> 0.50; with the 2D signals read against the
+   hand's extent, 0.53, and the per-photo error at Spearman 0.48, the 90 % ball holding the
+   truth for 86 % of joints at 16.7 mm; weights/MODEL_CARD.md).
 
 Shapes: joints (N, 21, 3) or (21, 3) in mm, camera frame (x right, y down, z forward); kp2d
 (21, 2) px; K (3, 3).
@@ -42,6 +42,8 @@ from handviz.types import DIGIT_CHAINS
 
 #: A joint may not be placed nearer the camera than this (mm): keeps a bad depth off the lens.
 MIN_DEPTH_MM = 50.0
+#: About a finger's thickness (mm): two digits' bones nearer than this pass through each other.
+FINGER_THICKNESS_MM = 15.0
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,14 @@ class JointDoubt:
       2D extent;
     - sideways_bend: how far the estimate's digit bends sideways at its inner joints
       (`sideways_bend`, a sine): those joints are hinges, so a finger bent about the palm's normal
-      is one whose depths on the keypoint rays are wrong (dev set, seeds 0-2, the doubt refitted:
-      per-joint Pearson 0.573 -> 0.600 on the photos, 0.517 -> 0.532 on mirrored 256-px crops;
-      the line's Pearson fitted on four cameras and scored on the other four 0.38 -> 0.45).
+      is one whose depths on the keypoint rays are wrong;
+    - overlap: how far the estimate's digit passes into another (`digit_overlap`), which fingers
+      do not do either.
+
+    The last two read our own estimate for what no hand does (dev set, seeds 0-2, the doubt
+    refitted: per-joint Pearson 0.573 -> 0.600 -> 0.607 on the photos, 0.517 -> 0.532 -> 0.551
+    on mirrored 256-px crops; the line's Pearson fitted on four cameras and scored on the other
+    four 0.38 -> 0.45 with the bend; weights/MODEL_CARD.md).
 
     Each signal is averaged over the digit's four joints first (`digit_means`): a leaning
     hypothesis leans a whole digit, and one joint's wobble says as much about its neighbours as
@@ -138,18 +145,19 @@ class JointDoubt:
 
     Fitted by least squares on the dev set to the estimate's per-joint error and scaled so that
     the 90 % ball holds the truth about 85-90 % of the time (handviz.eval.doubt_fit). Without
-    test-time augmentation (live video) the keypoints' moves are unknown, and the other two
-    signals have their own fit (base_mm_without_tta, image_z_relative_without_tta,
-    sideways_bend_without_tta).
+    test-time augmentation (live video) the keypoints' moves are unknown, and the other three
+    signals have their own fit (the fields ending in _without_tta).
     """
 
     base_mm: float = 5.0
     image_z_relative: float = 20.0
     tta_keypoints_relative: float = 0.0
     sideways_bend: float = 0.0
+    overlap: float = 0.0
     base_mm_without_tta: float = 8.0
     image_z_relative_without_tta: float = 20.0
     sideways_bend_without_tta: float = 0.0
+    overlap_without_tta: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> JointDoubt:
@@ -159,15 +167,17 @@ class JointDoubt:
         return cls(**d)
 
     def expected_error(self, image_z_gap: np.ndarray, tta_keypoints: np.ndarray | None,
-                       bend: np.ndarray) -> np.ndarray:
+                       bend: np.ndarray, overlap: np.ndarray) -> np.ndarray:
         """(21,) mm radii from (21,) per-joint signals: the image-z gap and the keypoints' moves
-        as shares of the hand's 2D extent (None when the photo was not augmented), each averaged
-        over its digit, and the digit's sideways bend (`sideways_bend`)."""
+        as shares of the hand's 2D extent (None when the photo was not augmented), the digit's
+        sideways bend (`sideways_bend`) and its overlap with another digit (`digit_overlap`), each
+        averaged over its digit."""
         if tta_keypoints is None:
             return self.base_mm_without_tta + self.image_z_relative_without_tta * digit_means(image_z_gap) + \
-                self.sideways_bend_without_tta * digit_means(bend)
+                self.sideways_bend_without_tta * digit_means(bend) + self.overlap_without_tta * digit_means(overlap)
         return self.base_mm + self.image_z_relative * digit_means(image_z_gap) + \
-            self.tta_keypoints_relative * digit_means(tta_keypoints) + self.sideways_bend * digit_means(bend)
+            self.tta_keypoints_relative * digit_means(tta_keypoints) + self.sideways_bend * digit_means(bend) + \
+            self.overlap * digit_means(overlap)
 
 
 def hand_extent_px(kp2d: np.ndarray) -> float:
@@ -284,6 +294,8 @@ _JOINTS_PER_DIGIT = len(DIGIT_CHAINS[0])
 _DIGIT_PATHS = np.array([[0, *chain] for chain in DIGIT_CHAINS])
 _DIGIT_JOINTS = _DIGIT_PATHS[:, 1:].ravel()
 _DIGIT_OF_JOINT = np.repeat(np.arange(len(DIGIT_CHAINS)), _DIGIT_PATHS.shape[1] - 1)
+#: Where digit_overlap reads each bone: every fifth of its length, (6, 1).
+_BONE_STEPS = np.linspace(0.0, 1.0, 6)[:, None]
 #: How far each joint of the 21 moves in a blend, as a share of its draw: a digit's base on the
 #: palm half as far as its other joints, so the palm keeps its length across the hypotheses (dev
 #: set: palm length max/min over one photo's blends 1.26 -> 1.23, best-of-32 9.61 -> 9.56 mm).
@@ -347,6 +359,26 @@ def sideways_bend(hand: np.ndarray) -> np.ndarray:
     return out
 
 
+def digit_overlap(hand: np.ndarray) -> np.ndarray:
+    """(21, 3) hand in mm -> (21,): how far each digit's bones come inside a finger's thickness of
+    another digit's (0 when no nearer than FINGER_THICKNESS_MM, 1 when they meet), each digit's
+    value on its four joints, 0 at the wrist. Fingers do not pass through each other, so one that
+    does has a depth wrong on its rays, as where MediaPipe stacks an occluded finger onto its
+    neighbour. The bones are read at every fifth of their length."""
+    X = np.asarray(hand, np.float64)
+    ends = X[_DIGIT_PATHS[:, 1:]]  # (5, 4, 3): base ... tip
+    points = (ends[:, :-1, None] + _BONE_STEPS * (ends[:, 1:, None] - ends[:, :-1, None])).reshape(-1, 3)
+    points = points - points.mean(axis=0)  # near the origin: no precision lost far from the camera
+    sq = (points * points).sum(axis=1)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * points @ points.T  # (P, P): every point against every other
+    digits = len(DIGIT_CHAINS)
+    gaps = np.sqrt(np.maximum(d2.reshape(digits, -1, digits, d2.shape[1] // digits).min(axis=(1, 3)), 0.0))
+    np.fill_diagonal(gaps, np.inf)
+    out = np.zeros(len(X))
+    out[_DIGIT_JOINTS] = np.repeat(np.clip(1.0 - gaps.min(axis=1) / FINGER_THICKNESS_MM, 0.0, 1.0), _JOINTS_PER_DIGIT)
+    return out
+
+
 def digit_means(per_joint: np.ndarray) -> np.ndarray:
     """(21,) -> (21,): each digit's joints get the mean over that digit's four; the wrist keeps its own."""
     v = np.asarray(per_joint, np.float64)
@@ -374,7 +406,7 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     cloud is doubt about shape.
 
     signals: a dict that, when given, receives the doubt's inputs per joint (the arguments of
-    `JointDoubt.expected_error`: "image_z", "tta_keypoints", "sideways_bend"), for fitting it
+    `JointDoubt.expected_error`: "image_z", "tta_keypoints", "sideways_bend", "overlap"), for fitting it
     (handviz.eval.doubt_fit).
     """
     hyps = np.asarray(hyps_rel, np.float64)
@@ -401,16 +433,16 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     pull = _world_pull(mean, rays, world, cfg)  # (21, 2): sideways, within tolerance
     centre = on_rays(centre_depth, rays + pull)  # the fused hand
     # The doubt: each joint's 90 % radius, from how far the image z strays (against the hand's
-    # 2D extent at its depth), how MediaPipe moves under small changes of the photo and how far
-    # the fused digit bends sideways.
+    # 2D extent at its depth), how MediaPipe moves under small changes of the photo, and how far
+    # the fused digit bends sideways or passes into another.
     image_z = observed.get("image_z")
     z_gap = np.zeros(len(mean)) if image_z is None else np.abs((image_z - image_z[0]) - (centre_depth - centre_depth[0]))
     extent_mm = max(hand_extent_px(kp2d), 1.0) * float(centre[0, 2]) / fx  # the hand's 2D extent at its depth
     tta_kp = tta_keypoint_spread(kp2d, tta_keypoints)
-    bend = sideways_bend(centre)
+    bend, overlap = sideways_bend(centre), digit_overlap(centre)
     if signals is not None:
-        signals.update(image_z=z_gap / extent_mm, tta_keypoints=tta_kp, sideways_bend=bend)
-    sigma = cfg.doubt.expected_error(z_gap / extent_mm, tta_kp, bend)  # (21,) mm
+        signals.update(image_z=z_gap / extent_mm, tta_keypoints=tta_kp, sideways_bend=bend, overlap=overlap)
+    sigma = cfg.doubt.expected_error(z_gap / extent_mm, tta_kp, bend, overlap)  # (21,) mm
     rest = ~blend
     lean = _digit_leans(rng, n, rest)[:, _DIGIT_OF_JOINT]  # (N, 20)
     # Blends: wrist-relative, a digit's base on the palm moved half as far (the palm keeps its

@@ -8,9 +8,9 @@ from handviz.geometry import project
 from handviz.geometry import similarity_aligned
 from handviz.placement import ADULT_HAND_LENGTH_MM, distance_interval
 from handviz.posterior import (
-    MIN_DEPTH_MM, JointDoubt, PosteriorConfig, digit_means, fuse_depths, mediapipe_depths, normalized_rays, on_rays,
-    hand_extent_px, posterior_hypotheses, root_translations, sideways_bend, similarity_align, snap_to_rays,
-    tta_keypoint_spread, wrist_to_tip_lengths,
+    MIN_DEPTH_MM, JointDoubt, PosteriorConfig, digit_means, digit_overlap, fuse_depths, mediapipe_depths,
+    normalized_rays, on_rays, hand_extent_px, posterior_hypotheses, root_translations, sideways_bend,
+    similarity_align, snap_to_rays, tta_keypoint_spread, wrist_to_tip_lengths,
 )
 from handviz.skeleton import LINKS, drawn_toward_prior, link_lengths, prior_bone_lengths
 from handviz.types import DIGIT_CHAINS, HandEstimate
@@ -163,11 +163,12 @@ def test_the_doubt_widens_the_digit_whose_image_z_disagrees_and_no_other():
 
 
 def test_expected_error_is_the_fitted_line_with_and_without_tta():
-    doubt = JointDoubt(base_mm=5.0, image_z_relative=0.1, tta_keypoints_relative=0.5, sideways_bend=3.0,
-                       base_mm_without_tta=8.0, image_z_relative_without_tta=0.2, sideways_bend_without_tta=4.0)
-    z, k, b = np.full(21, 10.0), np.full(21, 2.0), np.full(21, 0.5)
-    assert np.allclose(doubt.expected_error(z, k, b), 5.0 + 1.0 + 1.0 + 1.5)
-    assert np.allclose(doubt.expected_error(z, None, b), 8.0 + 2.0 + 2.0)
+    doubt = JointDoubt(base_mm=5.0, image_z_relative=0.1, tta_keypoints_relative=0.5, sideways_bend=3.0, overlap=6.0,
+                       base_mm_without_tta=8.0, image_z_relative_without_tta=0.2, sideways_bend_without_tta=4.0,
+                       overlap_without_tta=10.0)
+    z, k, b, o = np.full(21, 10.0), np.full(21, 2.0), np.full(21, 0.5), np.full(21, 0.25)
+    assert np.allclose(doubt.expected_error(z, k, b, o), 5.0 + 1.0 + 1.0 + 1.5 + 1.5)
+    assert np.allclose(doubt.expected_error(z, None, b, o), 8.0 + 2.0 + 2.0 + 2.5)
 
 
 def test_the_doubt_reads_each_signal_over_the_joints_digit():
@@ -176,7 +177,7 @@ def test_the_doubt_reads_each_signal_over_the_joints_digit():
     doubt = JointDoubt(base_mm=0.0, image_z_relative=0.0, tta_keypoints_relative=1.0)
     k = np.zeros(21)
     k[0], k[7] = 3.0, 8.0  # the wrist and the index finger's second joint
-    radius = doubt.expected_error(np.zeros(21), k, np.zeros(21))
+    radius = doubt.expected_error(np.zeros(21), k, np.zeros(21), np.zeros(21))
     assert np.allclose(radius[[5, 6, 7, 8]], 2.0)
     assert radius[0] == 3.0 and np.allclose(np.delete(radius, [0, 5, 6, 7, 8]), 0.0)
     assert np.allclose(digit_means(np.arange(21.0))[[1, 4, 17, 20]], [2.5, 2.5, 18.5, 18.5])
@@ -488,3 +489,15 @@ def test_sideways_bend_sees_a_finger_bent_about_the_palms_normal_not_a_curl():
     assert bent[0] == 0.0 and np.allclose(np.delete(bent, [5, 6, 7, 8]), 0.0, atol=1e-9)
     # the same sideways bend at any distance and size of the hand
     assert np.allclose(sideways_bend(2.0 * _flat_hand(sideways_deg=30.0) + [10.0, -5.0, 400.0]), bent)
+
+
+def test_digit_overlap_sees_fingers_that_pass_through_each_other():
+    """Side by side, 20 mm apart, no digit overlaps; a middle finger pushed onto the index
+    finger's line overlaps it (and the index finger it), the others do not."""
+    hand = _flat_hand()
+    assert np.allclose(digit_overlap(hand), 0.0)
+    pushed = hand.copy()
+    pushed[[9, 10, 11, 12], 0] = hand[[5, 6, 7, 8], 0] + 3.0  # 3 mm beside the index finger's bones
+    overlap = digit_overlap(pushed)
+    assert np.allclose(overlap[[5, 6, 7, 8]], 0.8) and np.allclose(overlap[[9, 10, 11, 12]], 0.8)
+    assert overlap[0] == 0.0 and np.allclose(overlap[[1, 2, 3, 4, 13, 14, 15, 16, 17, 18, 19, 20]], 0.0)

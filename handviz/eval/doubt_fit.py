@@ -2,12 +2,13 @@
 `handviz eval --real DIR --guess-intrinsics --fit-doubt` prints the settings for cascade.json.
 
 Each joint's 90 % radius is a line in the doubt's signals, averaged over the joint's digit (how
-far MediaPipe's image z strays, how far the fused digit bends sideways and, on photos, how far
-MediaPipe's keypoints move on changed copies of the photo). The line is fitted by least squares
-to the estimate's per-joint PA error, over joints 1-20 of every hand MediaPipe's main detector
-found (the hands `predict` gets; the evaluation's lighter fallback detector is left out), once
-with the test-time augmentation's signals and once without them (the live app's line). A
-least-squares line is the error's mean; DOUBT_SCALE turns it into the radius.
+far MediaPipe's image z strays, how far the fused digit bends sideways or passes into another
+and, on photos, how far MediaPipe's keypoints move on changed copies of the photo). The line is
+fitted by least squares to the estimate's per-joint PA error, over joints 1-20 of every hand
+MediaPipe's main detector found (the hands `predict` gets; the evaluation's lighter fallback
+detector is left out), once with the test-time augmentation's signals and once without them
+(the live app's line). A least-squares line is the error's mean; DOUBT_SCALE turns it into the
+radius.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from handviz.posterior import digit_means
 #: chosen on the dev set so that the 90 % ball holds the truth 85-90 % of the time with one
 #: digit leaning per hypothesis (weights/MODEL_CARD.md, "One digit per leaning hypothesis").
 DOUBT_SCALE = 3.125
-#: Fewer joints than this cannot pin four coefficients.
+#: Fewer joints than this cannot pin five coefficients.
 MIN_JOINTS = 20
 
 
@@ -35,7 +36,7 @@ def _joint_table(rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
     """Per scored joint (J,): "error", and the signals as JointDoubt.expected_error reads them,
     each averaged over the joint's digit: "image_z", "tta" (NaN where the photo had no changed
     copies) and "bend"."""
-    table: dict[str, list[float]] = {"error": [], "image_z": [], "tta": [], "bend": []}
+    table: dict[str, list[float]] = {"error": [], "image_z": [], "tta": [], "bend": [], "overlap": []}
     for row in rows:
         signals = row.get("doubt_signals")
         per_joint = row.get("cascade_per_joint_pa_mm")
@@ -45,10 +46,12 @@ def _joint_table(rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
         k = signals.get("tta_keypoints")
         k = np.full(len(z), np.nan) if k is None else digit_means(_as_array(k))
         bend = digit_means(_as_array(signals["sideways_bend"]))
+        overlap = digit_means(_as_array(signals["overlap"]))
         for j in range(1, len(per_joint)):
             if per_joint[j] is None or not np.isfinite(z[j]):
                 continue
-            for name, value in (("error", per_joint[j]), ("image_z", z[j]), ("tta", k[j]), ("bend", bend[j])):
+            for name, value in (("error", per_joint[j]), ("image_z", z[j]), ("tta", k[j]), ("bend", bend[j]),
+                                ("overlap", overlap[j])):
                 table[name].append(value)
     return {name: np.array(values, float) for name, values in table.items()}
 
@@ -71,12 +74,12 @@ def fit_joint_doubt(rows: Sequence[dict[str, Any]], scale: float = DOUBT_SCALE) 
     if len(errors) < MIN_JOINTS or augmented.sum() < MIN_JOINTS:
         raise ValueError(f"{len(errors)} scored joints ({int(augmented.sum())} with test-time augmentation): "
                          f"need at least {MIN_JOINTS} of each to fit the doubt")
-    with_tta, r_tta = _line([t[k][augmented] for k in ("image_z", "tta", "bend")], errors[augmented])
-    without, r_plain = _line([t["image_z"], t["bend"]], errors)
+    with_tta, r_tta = _line([t[k][augmented] for k in ("image_z", "tta", "bend", "overlap")], errors[augmented])
+    without, r_plain = _line([t[k] for k in ("image_z", "bend", "overlap")], errors)
     doubt = {"base_mm": with_tta[0], "image_z_relative": with_tta[1], "tta_keypoints_relative": with_tta[2],
-             "sideways_bend": with_tta[3],
+             "sideways_bend": with_tta[3], "overlap": with_tta[4],
              "base_mm_without_tta": without[0], "image_z_relative_without_tta": without[1],
-             "sideways_bend_without_tta": without[2]}
+             "sideways_bend_without_tta": without[2], "overlap_without_tta": without[3]}
     return {"doubt": {k: round(float(v) * scale, 3) for k, v in doubt.items()},
             "scale": scale,
             "joints": {"with_tta": int(augmented.sum()), "without_tta": int(len(errors))},
