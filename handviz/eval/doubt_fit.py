@@ -35,7 +35,7 @@ def _as_array(values: list[float | None]) -> np.ndarray:
 def _joint_table(rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
     """Per scored joint (J,): "error", and the signals as JointDoubt.expected_error reads them,
     each averaged over the joint's digit: "image_z", "tta" (NaN where the photo had no changed
-    copies) and "bend"."""
+    copies), "bend" and "overlap"."""
     table: dict[str, list[float]] = {"error": [], "image_z": [], "tta": [], "bend": [], "overlap": []}
     for row in rows:
         signals = row.get("doubt_signals")
