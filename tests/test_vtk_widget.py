@@ -145,25 +145,34 @@ def test_other_threads_run_python_while_the_view_is_rasterised_and_shown(qtbot, 
         inside[0] += count[0] - c0
         inside[1] += time.perf_counter() - t0
 
-    plotter.ren_win.RemoveObserver(plotter._show_observer)
-    plotter._show_observer = plotter.ren_win.AddObserver("EndEvent", timed, 1.0)
-    thread = threading.Thread(target=spin, daemon=True)
-    thread.start()
-    try:
-        time.sleep(0.2)
+    def pace_while_shown() -> float:
+        """The spinner's pace while frames were shown, over its idle pace just before."""
+        inside[:] = [0, 0.0]
         c0, t0 = count[0], time.perf_counter()
         time.sleep(0.3)
         idle_rate = (count[0] - c0) / (time.perf_counter() - t0)
         for distance in range(380, 520, 10):
             viewport.show_hands([hand_at(distance)])
             _render(qtbot, viewport)
+        assert inside[1] > 0
+        return inside[0] / inside[1] / idle_rate
+
+    plotter.ren_win.RemoveObserver(plotter._show_observer)
+    plotter._show_observer = plotter.ren_win.AddObserver("EndEvent", timed, 1.0)
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    paces: list[float] = []
+    try:
+        time.sleep(0.2)
+        # while frames were shown the other thread ran at 0.6-0.9 of its idle pace (0.34-0.39 every
+        # time when the GL work waited inside VTK's calls, which hold the GIL); on a busy machine one
+        # measurement can dip, so up to three are taken
+        while len(paces) < 3 and not any(pace > 0.5 for pace in paces):
+            paces.append(pace_while_shown())
     finally:
         stop.set()
         thread.join()
-    assert inside[1] > 0
-    # while frames were shown the other thread ran at 0.6-0.9 of its idle pace (0.34-0.39 when
-    # the GL work waited inside VTK's calls, which hold the GIL)
-    assert inside[0] / inside[1] > 0.5 * idle_rate
+    assert max(paces) > 0.5, paces
 
 
 def test_elsewhere_the_view_is_pyvistaqts_opengl_widget(qtbot, monkeypatch):
