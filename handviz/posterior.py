@@ -19,7 +19,8 @@ real photos (measured in issue 10), and the cloud's make-up (issue 20), are appl
    weak, over the digit's joints: MediaPipe's image z straying from the fused depth, how far
    MediaPipe's keypoints move on slightly changed copies of the photo (handviz.pipeline.augment),
    read against the hand's 2D extent, and the fused digit bent sideways at its hinge joints
-   (``sideways_bend``) or passing into another (``digit_overlap``). One digit per hypothesis,
+   (``sideways_bend``), passing into another (``digit_overlap``) or shorter than a hand's
+   (``digit_shortfall``). One digit per hypothesis,
    not every digit a little: the radius is the same, but a hypothesis strays only where it
    leans (dev set, 5 seeds: a leaning hypothesis 1.56x -> 1.30x the estimate's error, radii
    ranking the per-joint error at Pearson 0.38 -> 0.50; with the 2D signals read against the
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from handviz.skeleton import drawn_toward_prior
+from handviz.skeleton import LINKS, drawn_toward_prior, link_lengths, model_bone_lengths
 from handviz.types import DIGIT_CHAINS
 
 #: A joint may not be placed nearer the camera than this (mm): keeps a bad depth off the lens.
@@ -129,12 +130,17 @@ class JointDoubt:
       (`sideways_bend`, a sine): those joints are hinges, so a finger bent about the palm's normal
       is one whose depths on the keypoint rays are wrong;
     - overlap: how far the estimate's digit passes into another (`digit_overlap`), which fingers
-      do not do either.
+      do not do either;
+    - shortfall: how much shorter the estimate's digit is than an average adult's on a hand of
+      its size (`digit_shortfall`): keypoints bunched up on a curled or hidden digit, depths
+      that do not make up its length.
 
-    The last two read our own estimate for what no hand does (dev set, seeds 0-2, the doubt
+    The last three read our own estimate for what no hand does (dev set, seeds 0-2, the doubt
     refitted: per-joint Pearson 0.573 -> 0.600 -> 0.607 on the photos, 0.517 -> 0.532 -> 0.551
     on mirrored 256-px crops; the line's Pearson fitted on four cameras and scored on the other
-    four 0.38 -> 0.45 with the bend; weights/MODEL_CARD.md).
+    four 0.38 -> 0.45 with the bend; stop 37, the shortfall, on the dev set regenerated with
+    every photo labelled: per-photo Spearman 0.619 -> 0.652 on the photos, 0.553 -> 0.565 on
+    mirrored crops; weights/MODEL_CARD.md).
 
     Each signal is averaged over the digit's four joints first (`digit_means`): a leaning
     hypothesis leans a whole digit, and one joint's wobble says as much about its neighbours as
@@ -145,7 +151,7 @@ class JointDoubt:
 
     Fitted by least squares on the dev set to the estimate's per-joint error and scaled so that
     the 90 % ball holds the truth about 85-90 % of the time (handviz.eval.doubt_fit). Without
-    test-time augmentation (live video) the keypoints' moves are unknown, and the other three
+    test-time augmentation (live video) the keypoints' moves are unknown, and the other four
     signals have their own fit (the fields ending in _without_tta).
     """
 
@@ -154,10 +160,12 @@ class JointDoubt:
     tta_keypoints_relative: float = 0.0
     sideways_bend: float = 0.0
     overlap: float = 0.0
+    shortfall: float = 0.0
     base_mm_without_tta: float = 8.0
     image_z_relative_without_tta: float = 20.0
     sideways_bend_without_tta: float = 0.0
     overlap_without_tta: float = 0.0
+    shortfall_without_tta: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> JointDoubt:
@@ -167,17 +175,19 @@ class JointDoubt:
         return cls(**d)
 
     def expected_error(self, image_z_gap: np.ndarray, tta_keypoints: np.ndarray | None,
-                       bend: np.ndarray, overlap: np.ndarray) -> np.ndarray:
+                       bend: np.ndarray, overlap: np.ndarray, shortfall: np.ndarray) -> np.ndarray:
         """(21,) mm radii from (21,) per-joint signals: the image-z gap and the keypoints' moves
         as shares of the hand's 2D extent (None when the photo was not augmented), the digit's
-        sideways bend (`sideways_bend`) and its overlap with another digit (`digit_overlap`), each
-        averaged over its digit."""
+        sideways bend (`sideways_bend`), its overlap with another digit (`digit_overlap`) and its
+        shortfall from a hand's length (`digit_shortfall`), each averaged over its digit."""
+        shape = digit_means(bend), digit_means(overlap), digit_means(shortfall)
         if tta_keypoints is None:
             return self.base_mm_without_tta + self.image_z_relative_without_tta * digit_means(image_z_gap) + \
-                self.sideways_bend_without_tta * digit_means(bend) + self.overlap_without_tta * digit_means(overlap)
+                self.sideways_bend_without_tta * shape[0] + self.overlap_without_tta * shape[1] + \
+                self.shortfall_without_tta * shape[2]
         return self.base_mm + self.image_z_relative * digit_means(image_z_gap) + \
-            self.tta_keypoints_relative * digit_means(tta_keypoints) + self.sideways_bend * digit_means(bend) + \
-            self.overlap * digit_means(overlap)
+            self.tta_keypoints_relative * digit_means(tta_keypoints) + self.sideways_bend * shape[0] + \
+            self.overlap * shape[1] + self.shortfall * shape[2]
 
 
 def hand_extent_px(kp2d: np.ndarray) -> float:
@@ -294,6 +304,8 @@ _JOINTS_PER_DIGIT = len(DIGIT_CHAINS[0])
 _DIGIT_PATHS = np.array([[0, *chain] for chain in DIGIT_CHAINS])
 _DIGIT_JOINTS = _DIGIT_PATHS[:, 1:].ravel()
 _DIGIT_OF_JOINT = np.repeat(np.arange(len(DIGIT_CHAINS)), _DIGIT_PATHS.shape[1] - 1)
+#: Each digit's bones in skeleton.LINKS' order, (5, 4): wrist -> base -> ... -> tip.
+_DIGIT_LINKS = np.array([[k for k, (_, child) in enumerate(LINKS) if child in chain] for chain in DIGIT_CHAINS])
 #: Where digit_overlap reads each bone: every fifth of its length, (6, 1).
 _BONE_STEPS = np.linspace(0.0, 1.0, 6)[:, None]
 #: How far each joint of the 21 moves in a blend, as a share of its draw: a digit's base on the
@@ -379,6 +391,21 @@ def digit_overlap(hand: np.ndarray) -> np.ndarray:
     return out
 
 
+def digit_shortfall(hand: np.ndarray) -> np.ndarray:
+    """(21, 3) hand -> (21,): how much shorter each digit is than an average adult's would be on
+    a hand of this size (the log of the ratio of its four bones' total to the open hand model's,
+    the model scaled to all 20 bones' total, `skeleton.prior_bone_lengths`; 0 where not shorter),
+    each digit's value on its four joints, 0 at the wrist. A digit comes out short where its
+    keypoints bunch up (curled or hidden behind the others) and its depths on their rays do not
+    make up the length: a digit no hand has, and the joints most often wrong."""
+    lengths = link_lengths(hand)
+    model = model_bone_lengths()
+    ratio = (lengths[_DIGIT_LINKS].sum(axis=1) / model[_DIGIT_LINKS].sum(axis=1)) * (model.sum() / max(lengths.sum(), 1e-9))
+    out = np.zeros(len(lengths) + 1)
+    out[_DIGIT_JOINTS] = np.repeat(np.maximum(-np.log(np.maximum(ratio, 1e-9)), 0.0), _JOINTS_PER_DIGIT)
+    return out
+
+
 def digit_means(per_joint: np.ndarray) -> np.ndarray:
     """(21,) -> (21,): each digit's joints get the mean over that digit's four; the wrist keeps its own."""
     v = np.asarray(per_joint, np.float64)
@@ -406,7 +433,8 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     cloud is doubt about shape.
 
     signals: a dict that, when given, receives the doubt's inputs per joint (the arguments of
-    `JointDoubt.expected_error`: "image_z", "tta_keypoints", "sideways_bend", "overlap"), for fitting it
+    `JointDoubt.expected_error`: "image_z", "tta_keypoints", "sideways_bend", "overlap",
+    "shortfall"), for fitting it
     (handviz.eval.doubt_fit).
     """
     hyps = np.asarray(hyps_rel, np.float64)
@@ -434,15 +462,16 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     centre = on_rays(centre_depth, rays + pull)  # the fused hand
     # The doubt: each joint's 90 % radius, from how far the image z strays (against the hand's
     # 2D extent at its depth), how MediaPipe moves under small changes of the photo, and how far
-    # the fused digit bends sideways or passes into another.
+    # the fused digit bends sideways, passes into another or falls short of a hand's length.
     image_z = observed.get("image_z")
     z_gap = np.zeros(len(mean)) if image_z is None else np.abs((image_z - image_z[0]) - (centre_depth - centre_depth[0]))
     extent_mm = max(hand_extent_px(kp2d), 1.0) * float(centre[0, 2]) / fx  # the hand's 2D extent at its depth
     tta_kp = tta_keypoint_spread(kp2d, tta_keypoints)
-    bend, overlap = sideways_bend(centre), digit_overlap(centre)
+    bend, overlap, shortfall = sideways_bend(centre), digit_overlap(centre), digit_shortfall(centre)
     if signals is not None:
-        signals.update(image_z=z_gap / extent_mm, tta_keypoints=tta_kp, sideways_bend=bend, overlap=overlap)
-    sigma = cfg.doubt.expected_error(z_gap / extent_mm, tta_kp, bend, overlap)  # (21,) mm
+        signals.update(image_z=z_gap / extent_mm, tta_keypoints=tta_kp, sideways_bend=bend, overlap=overlap,
+                       shortfall=shortfall)
+    sigma = cfg.doubt.expected_error(z_gap / extent_mm, tta_kp, bend, overlap, shortfall)  # (21,) mm
     rest = ~blend
     lean = _digit_leans(rng, n, rest)[:, _DIGIT_OF_JOINT]  # (N, 20)
     # Blends: wrist-relative, a digit's base on the palm moved half as far (the palm keeps its

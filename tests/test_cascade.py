@@ -87,8 +87,10 @@ def test_estimate_is_a_hand_placed_on_the_image(cascade, synthetic):
 @pytest.mark.parametrize("handedness", ["Right", "Left"])
 def test_every_hypothesis_projects_onto_the_keypoints_at_the_estimates_distance(cascade, synthetic, handedness):
     """Issue 20: the cloud is doubt about the hand's shape. Every hypothesis, not only the
-    estimate, lies on the keypoints (up to the 2 % sideways pull) and shares the estimate's wrist;
-    where the hand is, size against distance, is distance_mm, which holds the estimate's wrist."""
+    estimate, lies on the keypoints (up to the 2 % sideways pull, and the bones drawn toward an
+    adult's proportions, which move this hand's joints by up to 4 % of its size, its hypotheses'
+    with them, on any seed) and shares the estimate's wrist; where the hand is, size against
+    distance, is distance_mm, which holds the estimate's wrist."""
     d, keep = synthetic
     i = keep[0]
     det = _det(d, i, handedness)
@@ -96,7 +98,7 @@ def test_every_hypothesis_projects_onto_the_keypoints_at_the_estimates_distance(
     size = np.linalg.norm(np.ptp(kp, axis=0))
     (est,) = cascade.predict([det], d["K"][i], n_hypotheses=32, seed=0)
     off = np.linalg.norm(project(est.joint_hypotheses.reshape(-1, 3), d["K"][i]).reshape(32, 21, 2) - kp, axis=-1)
-    assert np.median(off) < 0.02 * size and off.max() < 0.04 * size, off.max() / size
+    assert np.median(off) < 0.02 * size and off.max() < 0.05 * size, off.max() / size
     assert np.allclose(est.joint_hypotheses[:, 0], est.joints_3d[0], atol=1e-3)  # one wrist, one distance
     assert np.linalg.norm(est.joint_hypotheses[:, 1:] - est.joints_3d[1:], axis=-1).max() > 3.0  # yet a cloud
     near, far = est.distance_mm

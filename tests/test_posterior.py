@@ -9,7 +9,7 @@ from handviz.geometry import similarity_aligned
 from handviz.placement import ADULT_HAND_LENGTH_MM, distance_interval
 from handviz.posterior import (
     MIN_DEPTH_MM, JointDoubt, PosteriorConfig, digit_means, digit_overlap, fuse_depths, mediapipe_depths,
-    normalized_rays, on_rays, hand_extent_px, posterior_hypotheses, root_translations, sideways_bend,
+    normalized_rays, on_rays, hand_extent_px, posterior_hypotheses, root_translations, sideways_bend, digit_shortfall,
     similarity_align, snap_to_rays, tta_keypoint_spread, wrist_to_tip_lengths,
 )
 from handviz.skeleton import LINKS, drawn_toward_prior, link_lengths, prior_bone_lengths
@@ -164,11 +164,11 @@ def test_the_doubt_widens_the_digit_whose_image_z_disagrees_and_no_other():
 
 def test_expected_error_is_the_fitted_line_with_and_without_tta():
     doubt = JointDoubt(base_mm=5.0, image_z_relative=0.1, tta_keypoints_relative=0.5, sideways_bend=3.0, overlap=6.0,
-                       base_mm_without_tta=8.0, image_z_relative_without_tta=0.2, sideways_bend_without_tta=4.0,
-                       overlap_without_tta=10.0)
-    z, k, b, o = np.full(21, 10.0), np.full(21, 2.0), np.full(21, 0.5), np.full(21, 0.25)
-    assert np.allclose(doubt.expected_error(z, k, b, o), 5.0 + 1.0 + 1.0 + 1.5 + 1.5)
-    assert np.allclose(doubt.expected_error(z, None, b, o), 8.0 + 2.0 + 2.0 + 2.5)
+                       shortfall=20.0, base_mm_without_tta=8.0, image_z_relative_without_tta=0.2,
+                       sideways_bend_without_tta=4.0, overlap_without_tta=10.0, shortfall_without_tta=30.0)
+    z, k, b, o, s = np.full(21, 10.0), np.full(21, 2.0), np.full(21, 0.5), np.full(21, 0.25), np.full(21, 0.1)
+    assert np.allclose(doubt.expected_error(z, k, b, o, s), 5.0 + 1.0 + 1.0 + 1.5 + 1.5 + 2.0)
+    assert np.allclose(doubt.expected_error(z, None, b, o, s), 8.0 + 2.0 + 2.0 + 2.5 + 3.0)
 
 
 def test_the_doubt_reads_each_signal_over_the_joints_digit():
@@ -177,7 +177,7 @@ def test_the_doubt_reads_each_signal_over_the_joints_digit():
     doubt = JointDoubt(base_mm=0.0, image_z_relative=0.0, tta_keypoints_relative=1.0)
     k = np.zeros(21)
     k[0], k[7] = 3.0, 8.0  # the wrist and the index finger's second joint
-    radius = doubt.expected_error(np.zeros(21), k, np.zeros(21), np.zeros(21))
+    radius = doubt.expected_error(np.zeros(21), k, np.zeros(21), np.zeros(21), np.zeros(21))
     assert np.allclose(radius[[5, 6, 7, 8]], 2.0)
     assert radius[0] == 3.0 and np.allclose(np.delete(radius, [0, 5, 6, 7, 8]), 0.0)
     assert np.allclose(digit_means(np.arange(21.0))[[1, 4, 17, 20]], [2.5, 2.5, 18.5, 18.5])
@@ -501,3 +501,21 @@ def test_digit_overlap_sees_fingers_that_pass_through_each_other():
     overlap = digit_overlap(pushed)
     assert np.allclose(overlap[[5, 6, 7, 8]], 0.8) and np.allclose(overlap[[9, 10, 11, 12]], 0.8)
     assert overlap[0] == 0.0 and np.allclose(overlap[[1, 2, 3, 4, 13, 14, 15, 16, 17, 18, 19, 20]], 0.0)
+
+
+def test_digit_shortfall_sees_a_digit_shorter_than_a_hands():
+    """A hand with the open model's proportions falls short nowhere, at any size and pose; a digit
+    whose far joints come back toward its base (keypoints bunched up, depths that do not make up
+    the length) falls short, the others a little less than not at all, since the hand's size is
+    read from all of its bones."""
+    from handviz.hand.asset import load_hand_asset
+
+    model = np.asarray(load_hand_asset().rest_joints, np.float64)
+    assert np.allclose(digit_shortfall(model), 0.0, atol=1e-9)
+    assert np.allclose(digit_shortfall(1.3 * model + [0.0, 0.0, 400.0]), 0.0, atol=1e-9)
+    short = model.copy()
+    base = short[9]
+    short[[10, 11, 12]] = base + 0.5 * (short[[10, 11, 12]] - base)  # the middle finger at half its length
+    shortfall = digit_shortfall(short)
+    assert shortfall[0] == 0.0 and np.all(shortfall[[9, 10, 11, 12]] > 0.2)
+    assert np.allclose(np.delete(shortfall, [0, 9, 10, 11, 12]), 0.0)  # the others came out longer, not shorter

@@ -2,8 +2,8 @@
 `handviz eval --real DIR --guess-intrinsics --fit-doubt` prints the settings for cascade.json.
 
 Each joint's 90 % radius is a line in the doubt's signals, averaged over the joint's digit (how
-far MediaPipe's image z strays, how far the fused digit bends sideways or passes into another
-and, on photos, how far MediaPipe's keypoints move on changed copies of the photo). The line is
+far MediaPipe's image z strays, how far the fused digit bends sideways, passes into another or
+falls short of a hand's length and, on photos, how far MediaPipe's keypoints move on changed copies of the photo). The line is
 fitted by least squares to the estimate's per-joint PA error, over joints 1-20 of every hand
 MediaPipe's main detector found (the hands `predict` gets; the evaluation's lighter fallback
 detector is left out), once with the test-time augmentation's signals and once without them
@@ -24,7 +24,7 @@ from handviz.posterior import digit_means
 #: chosen on the dev set so that the 90 % ball holds the truth 85-90 % of the time with one
 #: digit leaning per hypothesis (weights/MODEL_CARD.md, "One digit per leaning hypothesis").
 DOUBT_SCALE = 3.125
-#: Fewer joints than this cannot pin five coefficients.
+#: Fewer joints than this cannot pin six coefficients.
 MIN_JOINTS = 20
 
 
@@ -35,8 +35,9 @@ def _as_array(values: list[float | None]) -> np.ndarray:
 def _joint_table(rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
     """Per scored joint (J,): "error", and the signals as JointDoubt.expected_error reads them,
     each averaged over the joint's digit: "image_z", "tta" (NaN where the photo had no changed
-    copies), "bend" and "overlap"."""
-    table: dict[str, list[float]] = {"error": [], "image_z": [], "tta": [], "bend": [], "overlap": []}
+    copies), "bend", "overlap" and "shortfall"."""
+    table: dict[str, list[float]] = {"error": [], "image_z": [], "tta": [], "bend": [], "overlap": [],
+                                     "shortfall": []}
     for row in rows:
         signals = row.get("doubt_signals")
         per_joint = row.get("cascade_per_joint_pa_mm")
@@ -47,11 +48,12 @@ def _joint_table(rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
         k = np.full(len(z), np.nan) if k is None else digit_means(_as_array(k))
         bend = digit_means(_as_array(signals["sideways_bend"]))
         overlap = digit_means(_as_array(signals["overlap"]))
+        shortfall = digit_means(_as_array(signals["shortfall"]))
         for j in range(1, len(per_joint)):
             if per_joint[j] is None or not np.isfinite(z[j]):
                 continue
             for name, value in (("error", per_joint[j]), ("image_z", z[j]), ("tta", k[j]), ("bend", bend[j]),
-                                ("overlap", overlap[j])):
+                                ("overlap", overlap[j]), ("shortfall", shortfall[j])):
                 table[name].append(value)
     return {name: np.array(values, float) for name, values in table.items()}
 
@@ -74,12 +76,14 @@ def fit_joint_doubt(rows: Sequence[dict[str, Any]], scale: float = DOUBT_SCALE) 
     if len(errors) < MIN_JOINTS or augmented.sum() < MIN_JOINTS:
         raise ValueError(f"{len(errors)} scored joints ({int(augmented.sum())} with test-time augmentation): "
                          f"need at least {MIN_JOINTS} of each to fit the doubt")
-    with_tta, r_tta = _line([t[k][augmented] for k in ("image_z", "tta", "bend", "overlap")], errors[augmented])
-    without, r_plain = _line([t[k] for k in ("image_z", "bend", "overlap")], errors)
+    shape = ("bend", "overlap", "shortfall")
+    with_tta, r_tta = _line([t[k][augmented] for k in ("image_z", "tta", *shape)], errors[augmented])
+    without, r_plain = _line([t[k] for k in ("image_z", *shape)], errors)
     doubt = {"base_mm": with_tta[0], "image_z_relative": with_tta[1], "tta_keypoints_relative": with_tta[2],
-             "sideways_bend": with_tta[3], "overlap": with_tta[4],
+             "sideways_bend": with_tta[3], "overlap": with_tta[4], "shortfall": with_tta[5],
              "base_mm_without_tta": without[0], "image_z_relative_without_tta": without[1],
-             "sideways_bend_without_tta": without[2], "overlap_without_tta": without[3]}
+             "sideways_bend_without_tta": without[2], "overlap_without_tta": without[3],
+             "shortfall_without_tta": without[4]}
     return {"doubt": {k: round(float(v) * scale, 3) for k, v in doubt.items()},
             "scale": scale,
             "joints": {"with_tta": int(augmented.sum()), "without_tta": int(len(errors))},
