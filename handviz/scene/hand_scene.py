@@ -26,8 +26,9 @@ SLOTS: tuple[str, ...] = ("Right", "Left")
 HAND_COLOURS = {"Right": (0.93, 0.62, 0.45), "Left": (0.45, 0.68, 0.93)}
 BONE_COLOURS = {"Right": (0.75, 0.33, 0.15), "Left": (0.15, 0.38, 0.75)}
 #: Colour scale of the cloud: each joint's 90 % radius in mm (HandEstimate.joint_radius_90;
-#: fixed, so colours mean the same every frame). On the dev set's real photos the radii run from
-#: about 5 to 35 mm (mean 15 mm); what lies beyond shows at the top colour.
+#: fixed, so colours mean the same every frame). On the dev set's real photos (stop 37) the radii
+#: run from about 8 to 40 mm (1st to 99th percentile, median 16 mm); the 4 % beyond 30 mm show
+#: at the top colour.
 SPREAD_RANGE_MM = (0.0, 30.0)
 #: The distance cue: the wrist's ray from the nearest to the farthest adult hand (handviz.placement).
 DISTANCE_COLOUR = (0.8, 0.8, 0.8)
