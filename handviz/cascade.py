@@ -18,6 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from handviz.diffusion.frozen import (
+    FrozenJointDenoiser,
+    FrozenLatentDenoiser,
+    FrozenMeshDecoder,
+)
 from handviz.diffusion.sampling import mean_mesh_latent, sample_joints
 from handviz.diffusion.weights import check_cascade_compatible, load_mesh_models, load_stage1
 from handviz.features import JOINT_SCALE_MM, OBSERVATION_COND_DIM, keypoint_condition, solve_root_translation
@@ -100,12 +105,15 @@ class Cascade:
         if template_mm is not None:
             regressor = mesh_ae.joint_regressor.detach().cpu().numpy()
             self._pull = mesh_pull_matrix(template_mm, regressor).to(device)
+        #: The pull's two products as (3, .) x (., 21) and (3, 21) x (21, V): a (V, 3) operand,
+        #: three columns wide, is 4x slower on CPU.
+        self._pull_t = None if self._pull is None else self._pull.T.contiguous()
+        self._regressor_t = mesh_ae.joint_regressor.T.contiguous()
         #: The same matrix for numpy code that moves the joints after predict (handviz.temporal).
         self.mesh_pull: np.ndarray | None = None if self._pull is None else self._pull.cpu().numpy()
         self._rng = np.random.default_rng()
-        #: Stage 2's per-hand part without an image feature, per timestep (see mean_mesh_latent):
-        #: the cascade never changes its weights.
-        self._stage2_modulations: dict = {}
+        #: The nets and their inference twins (see _inference_nets).
+        self._frozen: tuple = ()
 
     @classmethod
     def from_weights(cls, weights_dir: str | os.PathLike | None = None, device: str | None = None,
@@ -144,6 +152,15 @@ class Cascade:
     @property
     def device(self) -> str:
         return self._device.type
+
+    def _inference_nets(self) -> tuple[FrozenJointDenoiser, FrozenLatentDenoiser, FrozenMeshDecoder]:
+        """The nets' inference twins (handviz.diffusion.frozen: the same ops without nn.Module's
+        per-layer cost), made once and remade if a net was swapped."""
+        nets = (self.joint_denoiser, self.latent_denoiser, self.mesh_ae)
+        if len(self._frozen) != 6 or any(a is not b for a, b in zip(nets, self._frozen)):
+            twins = FrozenJointDenoiser(nets[0]), FrozenLatentDenoiser(nets[1]), FrozenMeshDecoder(nets[2])
+            self._frozen = (*nets, *twins)
+        return self._frozen[3:]
 
     def _inputs(self, detections: list[Detection], K: np.ndarray, use_image: bool) -> _Batch:
         cx = float(K[0, 2])
@@ -193,7 +210,8 @@ class Cascade:
                                     batch.tta_kp[i], rng,
                                     signals=None if signals is None else signals[i])
                for i in range(len(hyps))]
-        return torch.from_numpy((np.stack(out) / JOINT_SCALE_MM).reshape(joints.shape)).to(joints)
+        out = (np.stack(out) / JOINT_SCALE_MM).reshape(joints.shape).astype(np.float32)  # torch's .to(), cheaper
+        return torch.from_numpy(out).to(joints)
 
     @torch.inference_mode()
     def predict(self, detections: list[Detection], K: np.ndarray, n_hypotheses: int = HYPOTHESES_DEFAULT,
@@ -215,18 +233,23 @@ class Cascade:
         gen = None
         if seed is not None:
             gen = torch.Generator(device=self._device).manual_seed(seed)
+        stage1, stage2, decoder = self._inference_nets()
         feat = self.crop_encoder(batch.crops) if batch.crops is not None else None
-        joints = sample_joints(self.joint_denoiser, batch.cond, feat, n_hypotheses, ddim_steps, gen)
+        joints = sample_joints(stage1, batch.cond, feat, n_hypotheses, ddim_steps, gen)
         if doubt_signals is not None:
             doubt_signals[:] = [{} for _ in detections]
         joints = self._posterior(joints, batch, np.asarray(K, np.float64), n_hypotheses, seed, doubt_signals,
                                  bone_prior)
-        latents = mean_mesh_latent(self.latent_denoiser, joints, feat, ddim_steps, self._stage2_modulations)
-        verts = self.mesh_ae.decode_mean(latents)  # (B, V, 3): the mesh of the aggregate hand
+        mean = joints.mean(dim=1, keepdim=True)  # (B, 1, 63): the aggregate hand
+        # Stage 2's per-hand part without an image feature is kept per timestep with its twin (see
+        # mean_mesh_latent): the cascade never changes its weights. The mean's mean is itself.
+        latents = mean_mesh_latent(stage2, mean, feat, ddim_steps, stage2.null_image_modulations)
+        verts = decoder.decode_mean(latents)  # (B, V, 3): the mesh of the aggregate hand
         if self._pull is not None:  # the mesh must sit on the keypoints too, not 1-2 mm beside them
-            target = joints.reshape(joints.shape[0], n_hypotheses, 21, 3).mean(dim=1)
-            residual = target - self.mesh_ae.regress_joints(verts)
-            verts = verts + torch.einsum("vj,bjc->bvc", self._pull.to(verts.dtype), residual)
+            # regress_joints and the pull, each as (B, 3, .) x (., .): see _pull_t
+            regressed = torch.matmul(verts.transpose(1, 2), self._regressor_t.to(verts.dtype))
+            residual = mean.reshape(-1, 21, 3).transpose(1, 2) - regressed
+            verts = verts + torch.matmul(residual, self._pull_t.to(verts.dtype)).transpose(1, 2)
         hyps = joints.reshape(joints.shape[0], n_hypotheses, 21, 3).float().cpu().numpy() * JOINT_SCALE_MM
         verts = verts.float().cpu().numpy() * JOINT_SCALE_MM
         return [self._finish(d, batch.kp2d[i], batch.mirrored[i], hyps[i], verts[i], K)
@@ -236,7 +259,7 @@ class Cascade:
     def _finish(det: Detection, kp2d: np.ndarray, mirrored: bool, hyps: np.ndarray, verts: np.ndarray,
                 K: np.ndarray) -> HandEstimate:
         """Aggregate, place in the camera (root translation from 2D + K), mirror back if left."""
-        mean = hyps.mean(axis=0)
+        mean = hyps.sum(axis=0) / len(hyps)  # np.mean's value, without its wrapper's cost
         t = solve_root_translation(mean, kp2d, np.asarray(K, np.float32))
         joints, hyps_cam, verts_cam = mean + t, hyps + t, verts + t
         # One image fixes the hand's shape and direction, not its size: place it at an adult's,
@@ -245,9 +268,9 @@ class Cascade:
         size = adult_size_factor(joints)
         hyps_cam = joints * size + (hyps_cam - joints)
         joints, verts_cam = joints * size, verts_cam * size
-        if mirrored:
-            flip = np.array([-1.0, 1.0, 1.0], np.float32)
-            joints, hyps_cam, verts_cam = joints * flip, hyps_cam * flip, verts_cam * flip
+        if mirrored:  # x -> -x, in place: these arrays are new (a product with (-1, 1, 1) costs 3x)
+            for points in (joints, hyps_cam, verts_cam):
+                points[..., 0] *= -1.0
         return HandEstimate.from_hypotheses(
             joints, hyps_cam, handedness=det.handedness, score=det.score,
             keypoints_2d=np.asarray(det.keypoints_2d, np.float32), vertices=verts_cam.astype(np.float32),

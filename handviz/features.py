@@ -32,11 +32,12 @@ def normalize_keypoints(kp2d: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np
     """
     kp2d = np.asarray(kp2d, dtype=np.float32)
     K = np.asarray(K, dtype=np.float32)
-    f = np.stack([K[:, 0, 0], K[:, 1, 1]], axis=-1)[:, None, :]
+    f = K[:, [0, 1], [0, 1]][:, None, :]
     c = K[:, :2, 2][:, None, :]
     rays = (kp2d - c) / f
-    centred = rays - rays.mean(axis=1, keepdims=True)
-    scale = np.sqrt((centred**2).sum(-1).mean(-1)) + 1e-8
+    n = rays.shape[1]  # means as sum / n: np.mean's values, without its wrapper's cost
+    centred = rays - rays.sum(axis=1, keepdims=True) / n
+    scale = np.sqrt((centred**2).sum(-1).sum(-1) / n) + 1e-8
     norm = (rays - rays[:, :1]) / scale[:, None, None]
     return norm.astype(np.float32), scale.astype(np.float32)
 
@@ -54,13 +55,13 @@ def keypoint_condition(
     """
     norm, scale = normalize_keypoints(kp2d, K)
     B = norm.shape[0]
-    if kp_z is None or not np.all(np.isfinite(kp_z)):
+    if kp_z is None or not np.isfinite(kp_z).all():
         z = np.zeros((B, 21), np.float32)
     else:
         fx = np.asarray(K, np.float32)[:, 0, 0]
         z = np.asarray(kp_z, np.float32) / fx[:, None]
         z = (z - z[:, :1]) / scale[:, None]
-    if world is None or not np.all(np.isfinite(world)):
+    if world is None or not np.isfinite(world).all():
         w = np.zeros((B, 21, 3), np.float32)
     else:
         w = np.asarray(world, np.float32)
@@ -108,6 +109,16 @@ def solve_root_translation(joints_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarr
     x = (kp2d[:, 0] - K[0, 2]) / K[0, 0]
     y = (kp2d[:, 1] - K[1, 2]) / K[1, 1]
     n = X.shape[0]
+    # The normal equations solved for tz first (their Schur complement), then tx and ty: the
+    # least-squares answer at half lstsq's cost; lstsq where the rays do not spread.
+    x64, y64 = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    mx, my = x64.sum() / n, y64.sum() / n
+    dx, dy = x64 - mx, y64 - my
+    spread = dx @ dx + dy @ dy
+    if spread > 1e-12:
+        bx, by = x64 * X[:, 2] - X[:, 0], y64 * X[:, 2] - X[:, 1]
+        tz = -(dx @ bx + dy @ by) / spread
+        return np.array([bx.sum() / n + mx * tz, by.sum() / n + my * tz, tz], np.float32)
     A = np.zeros((2 * n, 3))
     b = np.zeros(2 * n)
     A[:n, 0] = 1.0

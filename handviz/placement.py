@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from handviz.posterior import wrist_to_tip_lengths
+from handviz.geometry import row_norms
+from handviz.types import DIGIT_CHAINS
 
 #: Adult hand length (wrist crease to middle fingertip), mm: about the 5th percentile of women and
 #: the 95th of men in the ANSUR II survey (2012). Along the middle digit's joints, MediaPipe's
@@ -27,7 +28,7 @@ TYPICAL_HAND_LENGTH_MM = 185.0
 def adult_size_factor(joints_3d: np.ndarray) -> float:
     """The factor that scales a hand (21, 3), camera frame, about the camera to the typical adult
     hand length: the same pixels, an adult's size and the distance that goes with it."""
-    length = float(wrist_to_tip_lengths(np.asarray(joints_3d, np.float64))[2])
+    length = _hand_length(joints_3d)
     return TYPICAL_HAND_LENGTH_MM / length if length > 1e-6 else 1.0
 
 
@@ -35,7 +36,18 @@ def distance_interval(joints_3d: np.ndarray) -> tuple[float, float]:
     """(near, far) mm: the wrist's distance from the camera if the hand (21, 3), camera frame, were
     scaled about the camera to the shortest and the longest adult hand."""
     joints = np.asarray(joints_3d, np.float64)
-    length = float(wrist_to_tip_lengths(joints)[2])
+    length = _hand_length(joints)
     distance = float(np.linalg.norm(joints[0]))
     lo, hi = ADULT_HAND_LENGTH_MM
     return distance * lo / max(length, 1e-6), distance * hi / max(length, 1e-6)
+
+
+#: The middle digit's joints from the wrist: a hand's length runs along them.
+_MIDDLE_DIGIT_PATH = [0, *DIGIT_CHAINS[2]]
+
+
+def _hand_length(joints_3d: np.ndarray) -> float:
+    """posterior.wrist_to_tip_lengths(joints_3d)[2], the same sums over that digit's bones alone."""
+    path = np.asarray(joints_3d, np.float64)[_MIDDLE_DIGIT_PATH]
+    bones = row_norms(path[1:] - path[:-1])
+    return float(bones[0] + bones[1] + bones[2] + bones[3])

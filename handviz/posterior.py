@@ -33,11 +33,14 @@ Shapes: joints (N, 21, 3) or (21, 3) in mm, camera frame (x right, y down, z for
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from handviz.geometry import row_norms
 from handviz.skeleton import LINKS, drawn_toward_prior, link_lengths, model_bone_lengths
 from handviz.types import DIGIT_CHAINS
 
@@ -180,14 +183,15 @@ class JointDoubt:
         as shares of the hand's 2D extent (None when the photo was not augmented), the digit's
         sideways bend (`sideways_bend`), its overlap with another digit (`digit_overlap`) and its
         shortfall from a hand's length (`digit_shortfall`), each averaged over its digit."""
-        shape = digit_means(bend), digit_means(overlap), digit_means(shortfall)
         if tta_keypoints is None:
-            return self.base_mm_without_tta + self.image_z_relative_without_tta * digit_means(image_z_gap) + \
-                self.sideways_bend_without_tta * shape[0] + self.overlap_without_tta * shape[1] + \
-                self.shortfall_without_tta * shape[2]
-        return self.base_mm + self.image_z_relative * digit_means(image_z_gap) + \
-            self.tta_keypoints_relative * digit_means(tta_keypoints) + self.sideways_bend * shape[0] + \
-            self.overlap * shape[1] + self.shortfall * shape[2]
+            gap, bend, overlap, shortfall = digit_means(np.array([image_z_gap, bend, overlap, shortfall], np.float64))
+            return self.base_mm_without_tta + self.image_z_relative_without_tta * gap + \
+                self.sideways_bend_without_tta * bend + self.overlap_without_tta * overlap + \
+                self.shortfall_without_tta * shortfall
+        gap, tta, bend, overlap, shortfall = digit_means(np.array([image_z_gap, tta_keypoints, bend, overlap,
+                                                                   shortfall], np.float64))
+        return self.base_mm + self.image_z_relative * gap + self.tta_keypoints_relative * tta + \
+            self.sideways_bend * bend + self.overlap * overlap + self.shortfall * shortfall
 
 
 def hand_extent_px(kp2d: np.ndarray) -> float:
@@ -199,8 +203,7 @@ def hand_extent_px(kp2d: np.ndarray) -> float:
 def normalized_rays(kp2d: np.ndarray, K: np.ndarray) -> np.ndarray:
     """(..., 21, 2) px -> (..., 21, 2) normalised image coordinates ((u - cx) / fx, (v - cy) / fy)."""
     K = np.asarray(K, np.float64)
-    kp = np.asarray(kp2d, np.float64)
-    return np.stack([(kp[..., 0] - K[0, 2]) / K[0, 0], (kp[..., 1] - K[1, 2]) / K[1, 1]], axis=-1)
+    return (np.asarray(kp2d, np.float64) - K[:2, 2]) / K.diagonal()[:2]
 
 
 def root_translations(joints_rel: np.ndarray, rays: np.ndarray) -> np.ndarray:
@@ -210,6 +213,8 @@ def root_translations(joints_rel: np.ndarray, rays: np.ndarray) -> np.ndarray:
     as handviz.features.solve_root_translation, batched through the 3x3 normal equations).
     """
     X = np.asarray(joints_rel, np.float64)
+    if np.ndim(rays) == 2:  # one set of rays for every hand: one linear map serves them all
+        return X.reshape(*X.shape[:-2], -1) @ _translation_map(np.asarray(rays, np.float64))
     r = np.broadcast_to(rays, X.shape[:-1] + (2,))
     x, y = r[..., 0], r[..., 1]
     n = X.shape[-2]
@@ -226,10 +231,46 @@ def root_translations(joints_rel: np.ndarray, rays: np.ndarray) -> np.ndarray:
     return np.linalg.solve(AtA, Atb[..., None])[..., 0]
 
 
+def _depth_shift(rays: np.ndarray) -> np.ndarray:
+    """(J, 3) weights w with tz = (w * joints_rel).sum() for every hand (J, 3) on the rays (J, 2).
+
+    root_translations' normal equations solved for tz first (their Schur complement): tz =
+    sum(dx X + dy Y - (x dx + y dy) Z) / sum(dx^2 + dy^2), d the rays less their mean. With the
+    rays fixed it is linear in the joints, so N hands cost one product instead of N solves.
+    """
+    n = len(rays)
+    centred = rays - rays.sum(axis=0) / n
+    spread = float((centred * centred).sum())
+    if spread <= 1e-18:
+        raise np.linalg.LinAlgError("the keypoint rays do not spread: no root translation")
+    w = np.empty((n, 3))
+    w[:, :2] = centred
+    w[:, 2] = -(rays * centred).sum(axis=1)
+    return w / spread
+
+
+def _translation_map(rays: np.ndarray) -> np.ndarray:
+    """(3 J, 3) matrix M with t = joints_rel.ravel() @ M for every hand (J, 3) on the rays (J, 2):
+    tz from _depth_shift, then the other two normal equations, tx = mean(x Z - X) + mean(x) tz
+    and ty = mean(y Z - Y) + mean(y) tz."""
+    n = len(rays)
+    w = _depth_shift(rays)
+    mx, my = rays.sum(axis=0) / n
+    M = np.empty((n, 3, 3))
+    M[..., 0], M[..., 1], M[..., 2] = mx * w, my * w, w
+    M[:, 0, 0] -= 1.0 / n
+    M[:, 1, 1] -= 1.0 / n
+    M[:, 2, :2] += rays / n
+    return M.reshape(3 * n, 3)
+
+
 def on_rays(depths: np.ndarray, rays: np.ndarray) -> np.ndarray:
     """Camera-frame points (..., 21, 3) at the given depths (..., 21) on the rays (..., 21, 2)."""
     z = np.maximum(np.asarray(depths, np.float64), MIN_DEPTH_MM)
-    return np.concatenate([rays * z[..., None], z[..., None]], axis=-1)
+    rays = np.asarray(rays, np.float64)
+    lifted = np.empty(rays.shape[:-1] + (3,))  # (x, y, 1): one product
+    lifted[..., :2], lifted[..., 2] = rays, 1.0
+    return lifted * z[..., None]
 
 
 def snap_to_rays(joints_rel: np.ndarray, rays: np.ndarray) -> np.ndarray:
@@ -238,27 +279,38 @@ def snap_to_rays(joints_rel: np.ndarray, rays: np.ndarray) -> np.ndarray:
     joints_rel: (N, 21, 3) root-relative; rays: (21, 2) or (N, 21, 2). Returns (N, 21, 3) camera
     frame. A hand that already projects onto the rays is returned placed but unchanged.
     """
-    t = root_translations(joints_rel, rays)
-    return on_rays(joints_rel[..., 2] + t[..., None, 2], rays)
+    X = np.asarray(joints_rel, np.float64)
+    if np.ndim(rays) == 2:  # only tz is needed: one product (see _depth_shift)
+        rays = np.asarray(rays, np.float64)
+        return on_rays(X[..., 2] + (X.reshape(*X.shape[:-2], -1) @ _depth_shift(rays).ravel())[..., None], rays)
+    return on_rays(X[..., 2] + root_translations(X, rays)[..., None, 2], rays)
 
 
 def similarity_align(src: np.ndarray, dst: np.ndarray, scale: bool = True) -> np.ndarray:
     """src (21, 3) moved by the similarity (or rigid motion) that best maps it onto dst (21, 3)."""
     a, b = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    ma, mb = a.mean(0), b.mean(0)
+    ma, mb = a.sum(axis=0) / len(a), b.sum(axis=0) / len(b)  # the mean, without np.mean's wrapper
     a0, b0 = a - ma, b - mb
     U, S, Vt = np.linalg.svd(a0.T @ b0)
-    d = np.sign(np.linalg.det(U @ Vt))
-    D = np.diag([1.0, 1.0, d])
-    R = U @ D @ Vt  # row-vector convention: a0 @ R ~ b0
-    s = float((S * np.diag(D)).sum() / max((a0**2).sum(), 1e-12)) if scale else 1.0
+    R = U @ Vt  # row-vector convention: a0 @ R ~ b0
+    if _det3(R) < 0:  # a reflection: flip the weakest axis
+        U[:, 2] *= -1.0
+        S[2] *= -1.0
+        R = U @ Vt
+    s = float(S.sum() / max((a0**2).sum(), 1e-12)) if scale else 1.0
     return s * a0 @ R + mb
+
+
+def _det3(m: np.ndarray) -> float:
+    """The determinant of a 3x3 matrix, in Python floats (np.linalg.det costs more than the sum)."""
+    (a, b, c), (d, e, f), (g, h, i) = m.tolist()
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
 
 
 def align_world(mediapipe_world: np.ndarray | None, snapped_mean: np.ndarray) -> np.ndarray | None:
     """MediaPipe's world landmarks moved onto our snapped mean by a similarity (their size comes
     from a fixed hand model, ours from the sampler); None when missing or not finite."""
-    if mediapipe_world is None or not np.all(np.isfinite(mediapipe_world)):
+    if mediapipe_world is None or not np.isfinite(mediapipe_world).all():
         return None
     return similarity_align(np.asarray(mediapipe_world, np.float64), snapped_mean)
 
@@ -275,7 +327,7 @@ def mediapipe_depths(snapped_mean: np.ndarray, world_aligned: np.ndarray | None,
     out: dict[str, np.ndarray] = {}
     if world_aligned is not None:
         out["world"] = world_aligned[:, 2]
-    if keypoints_z is not None and np.all(np.isfinite(keypoints_z)):
+    if keypoints_z is not None and np.isfinite(keypoints_z).all():
         z = np.asarray(keypoints_z, np.float64)
         out["image_z"] = snapped_mean[0, 2] + (z - z[0]) * snapped_mean[0, 2] / fx
     return out
@@ -303,11 +355,30 @@ def finger_depth_modes(hand: np.ndarray) -> np.ndarray:
 _JOINTS_PER_DIGIT = len(DIGIT_CHAINS[0])
 _DIGIT_PATHS = np.array([[0, *chain] for chain in DIGIT_CHAINS])
 _DIGIT_JOINTS = _DIGIT_PATHS[:, 1:].ravel()
+#: Each digit's bones from the wrist as (parent, child) joints, (5, 4) each: gathers, not np.diff.
+_BONE_PARENTS, _BONE_CHILDREN = _DIGIT_PATHS[:, :-1], _DIGIT_PATHS[:, 1:]
+#: A digit's (5, 5) pairs other than itself, for digit_overlap.
+_OTHER_DIGIT = ~np.eye(len(DIGIT_CHAINS), dtype=bool)
 _DIGIT_OF_JOINT = np.repeat(np.arange(len(DIGIT_CHAINS)), _DIGIT_PATHS.shape[1] - 1)
 #: Each digit's bones in skeleton.LINKS' order, (5, 4): wrist -> base -> ... -> tip.
 _DIGIT_LINKS = np.array([[k for k, (_, child) in enumerate(LINKS) if child in chain] for chain in DIGIT_CHAINS])
-#: Where digit_overlap reads each bone: every fifth of its length, (6, 1).
-_BONE_STEPS = np.linspace(0.0, 1.0, 6)[:, None]
+
+
+def _bone_points() -> np.ndarray:
+    """(P, 21) weights of the joints: where digit_overlap reads each digit's three bones (every
+    fifth of their length, P = 5 digits x 3 bones x 6 points), less their mean point."""
+    steps = np.linspace(0.0, 1.0, 6)
+    w = np.zeros((len(DIGIT_CHAINS), _JOINTS_PER_DIGIT - 1, len(steps), 21))
+    for d, chain in enumerate(DIGIT_CHAINS):
+        for b, (start, end) in enumerate(itertools.pairwise(chain)):
+            w[d, b, :, start] += 1.0 - steps
+            w[d, b, :, end] += steps
+    w = w.reshape(-1, 21)
+    return w - w.mean(axis=0)
+
+
+#: digit_overlap's points as one product with the joints.
+_BONE_POINTS = _bone_points()
 #: How far each joint of the 21 moves in a blend, as a share of its draw: a digit's base on the
 #: palm half as far as its other joints, so the palm keeps its length across the hypotheses (dev
 #: set: palm length max/min over one photo's blends 1.26 -> 1.23, best-of-32 9.61 -> 9.56 mm).
@@ -318,8 +389,9 @@ _BASE_SHARE_OF_JOINT = np.where(np.isin(np.arange(21), [chain[0] for chain in DI
 def wrist_to_tip_lengths(hands: np.ndarray) -> np.ndarray:
     """(..., 21, 3) -> (..., 5) mm: each digit's length from the wrist along its joints (the palm
     bone included, unlike the anthropometric finger lengths of handviz.eval.no_truth)."""
-    paths = np.asarray(hands, np.float64)[..., _DIGIT_PATHS, :]  # (..., 5, 5, 3)
-    return np.sqrt((np.diff(paths, axis=-2) ** 2).sum(axis=-1)).sum(axis=-1)
+    h = np.asarray(hands, np.float64)
+    bones = row_norms(h.take(_BONE_CHILDREN, axis=-2) - h.take(_BONE_PARENTS, axis=-2))  # (..., 5, 4)
+    return bones[..., 0] + bones[..., 1] + bones[..., 2] + bones[..., 3]  # np.sum's order, 3x faster
 
 
 def fuse_depths(sources: dict[str, tuple[float, np.ndarray]], rays: np.ndarray, target_lengths: np.ndarray,
@@ -332,7 +404,7 @@ def fuse_depths(sources: dict[str, tuple[float, np.ndarray]], rays: np.ndarray, 
     finger too long or too short. The wrist keeps the plain weights.
     """
     w = np.array([weight for weight, _ in sources.values()], np.float64)
-    z = np.stack([np.asarray(depths, np.float64) for _, depths in sources.values()])  # (S, 21)
+    z = np.array([depths for _, depths in sources.values()], np.float64)  # (S, 21)
     fused = (w[:, None] * z).sum(axis=0) / w.sum()
     if length_sd <= 0:
         return fused
@@ -360,14 +432,18 @@ def sideways_bend(hand: np.ndarray) -> np.ndarray:
     (the sine of the bend angle times its axis' share along that normal, averaged over the two
     joints) is a finger no hand makes, so a wrong depth on its rays shows itself this way."""
     X = np.asarray(hand, np.float64)
-    normal = np.cross(X[DIGIT_CHAINS[1][0]] - X[0], X[DIGIT_CHAINS[4][0]] - X[0])
-    normal /= max(float(np.linalg.norm(normal)), 1e-9)
-    bones = np.diff(X[_DIGIT_PATHS], axis=1)  # (5, 4, 3): wrist -> base -> ... -> tip
-    before, after = bones[:, 1:3], bones[:, 2:4]  # the bones on either side of the two inner joints
-    lengths = np.linalg.norm(before, axis=-1) * np.linalg.norm(after, axis=-1)
-    sines = np.cross(before, after) @ normal / np.maximum(lengths, 1e-9)  # (5, 2)
+    (ax, ay, az), (bx, by, bz) = (X[DIGIT_CHAINS[1][0]] - X[0]).tolist(), (X[DIGIT_CHAINS[4][0]] - X[0]).tolist()
+    nx, ny, nz = ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx  # the palm's normal, in Python floats
+    norm = max(math.sqrt(nx * nx + ny * ny + nz * nz), 1e-9)
+    bones = X.take(_BONE_CHILDREN, axis=0) - X.take(_BONE_PARENTS, axis=0)  # (5, 4, 3): wrist -> ... -> tip
+    bone_lengths = row_norms(bones)
+    lengths = bone_lengths[:, 1:3] * bone_lengths[:, 2:4]
+    # the bones on either side of the two inner joints: (before x after) . normal
+    (b0, b1, b2), (a0, a1, a2) = bones[:, 1:3].transpose(2, 0, 1), bones[:, 2:4].transpose(2, 0, 1)
+    turn = (b1 * a2 - b2 * a1) * (nx / norm) + (b2 * a0 - b0 * a2) * (ny / norm) + (b0 * a1 - b1 * a0) * (nz / norm)
+    sines = np.abs(turn / np.maximum(lengths, 1e-9))  # (5, 2)
     out = np.zeros(len(X))
-    out[_DIGIT_JOINTS] = np.repeat(np.abs(sines).mean(axis=1), _JOINTS_PER_DIGIT)
+    out[_DIGIT_JOINTS] = np.repeat((sines[:, 0] + sines[:, 1]) / 2, _JOINTS_PER_DIGIT)
     return out
 
 
@@ -378,16 +454,17 @@ def digit_overlap(hand: np.ndarray) -> np.ndarray:
     does has a depth wrong on its rays, as where MediaPipe stacks an occluded finger onto its
     neighbour. The bones are read at every fifth of their length."""
     X = np.asarray(hand, np.float64)
-    ends = X[_DIGIT_PATHS[:, 1:]]  # (5, 4, 3): base ... tip
-    points = (ends[:, :-1, None] + _BONE_STEPS * (ends[:, 1:, None] - ends[:, :-1, None])).reshape(-1, 3)
-    points = points - points.mean(axis=0)  # near the origin: no precision lost far from the camera
-    sq = (points * points).sum(axis=1)
+    points = _BONE_POINTS @ X  # (P, 3), near the origin: no precision lost far from the camera
+    sq = points * points
+    sq = sq[:, 0] + sq[:, 1] + sq[:, 2]
     d2 = sq[:, None] + sq[None, :] - 2.0 * points @ points.T  # (P, P): every point against every other
     digits = len(DIGIT_CHAINS)
-    gaps = np.sqrt(np.maximum(d2.reshape(digits, -1, digits, d2.shape[1] // digits).min(axis=(1, 3)), 0.0))
-    np.fill_diagonal(gaps, np.inf)
+    per_digit = d2.shape[1] // digits  # two plain reductions: cheaper than one over axes (1, 3)
+    nearest = d2.reshape(digits, per_digit, -1).min(axis=1).reshape(digits, digits, per_digit).min(axis=2)
+    gaps = np.sqrt(np.maximum(nearest[_OTHER_DIGIT].reshape(digits, digits - 1), 0.0))
+    closeness = np.minimum(np.maximum(1.0 - gaps.min(axis=1) / FINGER_THICKNESS_MM, 0.0), 1.0)  # np.clip, cheaper
     out = np.zeros(len(X))
-    out[_DIGIT_JOINTS] = np.repeat(np.clip(1.0 - gaps.min(axis=1) / FINGER_THICKNESS_MM, 0.0, 1.0), _JOINTS_PER_DIGIT)
+    out[_DIGIT_JOINTS] = np.repeat(closeness, _JOINTS_PER_DIGIT)
     return out
 
 
@@ -407,10 +484,12 @@ def digit_shortfall(hand: np.ndarray) -> np.ndarray:
 
 
 def digit_means(per_joint: np.ndarray) -> np.ndarray:
-    """(21,) -> (21,): each digit's joints get the mean over that digit's four; the wrist keeps its own."""
+    """(..., 21) -> (..., 21): each digit's joints get the mean over that digit's four; the wrist
+    keeps its own."""
     v = np.asarray(per_joint, np.float64)
     out = v.copy()
-    out[_DIGIT_JOINTS] = np.repeat(v[_DIGIT_JOINTS].reshape(len(DIGIT_CHAINS), -1).mean(axis=1), _JOINTS_PER_DIGIT)
+    digits = v[..., _DIGIT_JOINTS].reshape(*v.shape[:-1], len(DIGIT_CHAINS), _JOINTS_PER_DIGIT)
+    out[..., _DIGIT_JOINTS] = np.repeat(digits.sum(axis=-1) / _JOINTS_PER_DIGIT, _JOINTS_PER_DIGIT, axis=-1)
     return out
 
 
@@ -440,10 +519,10 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     hyps = np.asarray(hyps_rel, np.float64)
     n = hyps.shape[0]
     rng = rng if rng is not None else np.random.default_rng(0)
-    blend = np.arange(n) < round(cfg.blend_fraction * n)  # (N,) the source blends
+    blends = round(cfg.blend_fraction * n)  # the first `blends` hypotheses are the source blends
     rays = normalized_rays(kp2d, K)
     snapped = snap_to_rays(hyps, rays)
-    mean = snapped.mean(axis=0)
+    mean = snapped.sum(axis=0) / n  # np.mean's value, without its wrapper's cost
     fx = float(np.asarray(K)[0, 0])
     world = align_world(mediapipe_world, mean)  # once: both the depths and the pull use it
     observed = mediapipe_depths(mean, world, keypoints_z, fx)
@@ -454,10 +533,10 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     if used:
         sources = {"ours": (1.0 - sum(weights[k] for k in used), mean[:, 2])}
         sources.update({k: (weights[k], v) for k, v in used.items()})
-        centre_depth = fuse_depths(sources, rays, wrist_to_tip_lengths(snapped).mean(axis=0), cfg.length_sd)
-        gaps = np.stack([v - centre_depth for v in used.values()] + [mean[:, 2] - centre_depth])  # (S, 21)
+        centre_depth = fuse_depths(sources, rays, wrist_to_tip_lengths(snapped).sum(axis=0) / n, cfg.length_sd)
+        gaps = np.array([v - centre_depth for v in used.values()] + [mean[:, 2] - centre_depth])  # (S, 21)
         mix = rng.standard_normal((n, len(gaps))) / np.sqrt(len(gaps))
-        depth_dev[blend] = cfg.blend_spread_scale * mix[blend] @ gaps
+        depth_dev[:blends] = cfg.blend_spread_scale * mix[:blends] @ gaps
     pull = _world_pull(mean, rays, world, cfg)  # (21, 2): sideways, within tolerance
     centre = on_rays(centre_depth, rays + pull)  # the fused hand
     # The doubt: each joint's 90 % radius, from how far the image z strays (against the hand's
@@ -472,36 +551,62 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
         signals.update(image_z=z_gap / extent_mm, tta_keypoints=tta_kp, sideways_bend=bend, overlap=overlap,
                        shortfall=shortfall)
     sigma = cfg.doubt.expected_error(z_gap / extent_mm, tta_kp, bend, overlap, shortfall)  # (21,) mm
-    rest = ~blend
-    lean = _digit_leans(rng, n, rest)[:, _DIGIT_OF_JOINT]  # (N, 20)
+    lean = _digit_leans(rng, n, blends)[:, _DIGIT_OF_JOINT]  # (N - blends, 20)
     # Blends: wrist-relative, a digit's base on the palm moved half as far (the palm keeps its
     # length), centred on the estimate. Leans: one digit each, by its joints' 90 % radius (the
     # doubt times the joint's share along the digit); they alternate in sign, so their mean is
     # the estimate already. Every hypothesis keeps the estimate's wrist, so placed by the
     # estimate's root translation it lies on its rays.
-    depth_dev[blend] = (depth_dev[blend] - depth_dev[blend, :1]) * _BASE_SHARE_OF_JOINT
-    depth_dev = _centred(depth_dev, blend)
-    profile = np.tile(np.asarray(cfg.lean_profile, np.float64), len(DIGIT_CHAINS))
-    profile[_DIGIT_OF_JOINT == 0] *= cfg.thumb_lean_share
-    depth_dev[np.ix_(rest, _DIGIT_JOINTS)] = lean[rest] * sigma[_DIGIT_JOINTS] * profile
+    blend_dev = depth_dev[:blends]
+    depth_dev[:blends] = _centred((blend_dev - blend_dev[:, :1]) * _BASE_SHARE_OF_JOINT)
+    depth_dev[blends:, _DIGIT_JOINTS] = lean * sigma[_DIGIT_JOINTS] * _lean_shares(tuple(cfg.lean_profile),
+                                                                                 cfg.thumb_lean_share)
     cam = on_rays(centre_depth[None] + depth_dev, rays[None] + pull)
     rel = cam - cam[:, :1]
     # The cloud's mean is the fused hand, its bones drawn toward an adult's proportions: the
     # doubt widens the cloud, it must not move the estimate.
     hand = drawn_toward_prior(centre, cfg.bone_prior_share)
-    return rel - rel.mean(axis=0) + (hand - hand[:1])
+    return rel - rel.sum(axis=0) / n + (hand - hand[:1])
 
 
-def _digit_leans(rng: np.random.Generator, n: int, rows: np.ndarray) -> np.ndarray:
-    """(N, 5) of 0 and +-1: the selected rows lean one digit each (some two when N is small),
-    the digits taken in turn (a random order), each digit's leans alternating toward and away
-    from the camera. Each digit leans in just enough of the N hypotheses for `np.quantile`'s
-    90 % point to fall on its leans (4 of 32, 2 of 8), so its 90 % radius is the lean."""
+@functools.lru_cache(maxsize=16)
+def _lean_shares(lean_profile: tuple[float, ...], thumb_lean_share: float) -> np.ndarray:
+    """(20,) each digit joint's share of its 90 % radius in a lean (PosteriorConfig.lean_profile,
+    the thumb's times thumb_lean_share): made once per config, read-only."""
+    profile = np.tile(np.asarray(lean_profile, np.float64), len(DIGIT_CHAINS))
+    profile[_DIGIT_OF_JOINT == 0] *= thumb_lean_share
+    profile.flags.writeable = False
+    return profile
+
+
+def _digit_leans(rng: np.random.Generator, n: int, first: int) -> np.ndarray:
+    """(N - first, 5) of 0 and +-1 for the rows of N hypotheses from `first` on: each leans one
+    digit (some two when N is small), the digits taken in turn (a random order), each digit's
+    leans alternating toward and away from the camera. Each digit leans in just enough of the N
+    hypotheses for `np.quantile`'s 90 % point to fall on its leans (4 of 32, 2 of 8), so its 90 %
+    radius is the lean."""
     digits = len(DIGIT_CHAINS)
-    out = np.zeros((n, digits))
-    m = int(rows.sum())
-    if m == 0:
+    out = np.zeros((n - first, digits))
+    if n - first <= 0:
         return out
+    row, turn, sign = _lean_slots(n, n - first)
+    digit = rng.permutation(digits)[turn]
+    first_sign = rng.choice(_SIGNS, size=digits)
+    out[row, digit] = first_sign[digit] * sign
+    return out
+
+
+#: What _digit_leans draws each digit's first sign from.
+_SIGNS = np.array([-1.0, 1.0])
+_SIGNS.flags.writeable = False
+
+
+@functools.lru_cache(maxsize=256)
+def _lean_slots(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """_digit_leans' layout for m leaning rows of N, which needs no random draw (made once per
+    N): each slot's row, its turn among the digits (which the random order maps to a digit), and
+    its sign against the digit's first (+1, -1, ... as the digits come round again)."""
+    digits = len(DIGIT_CHAINS)
     # np.quantile's 90 % point of n values lies at 0.9 (n - 1) in sorted order: above its floor,
     # or above the point itself where that puts 70 % of its weight on the leans.
     point = 0.9 * (n - 1)
@@ -509,21 +614,18 @@ def _digit_leans(rng: np.random.Generator, n: int, rows: np.ndarray) -> np.ndarr
     slots = max(digits * per_digit, m)  # and every row leans one digit at least
     per_row = np.minimum(digits, slots // m + (np.arange(m) < slots % m))
     slot = np.arange(per_row.sum())  # consecutive slots of one row are distinct digits
-    row = np.repeat(np.flatnonzero(rows), per_row)
-    digit = rng.permutation(digits)[slot % digits]
-    first_sign = rng.choice([-1.0, 1.0], size=digits)
-    out[row, digit] = first_sign[digit] * np.where((slot // digits) % 2 == 0, 1.0, -1.0)
+    out = np.repeat(np.arange(m), per_row), slot % digits, np.where((slot // digits) % 2 == 0, 1.0, -1.0)
+    for a in out:
+        a.flags.writeable = False
     return out
 
 
-def _centred(draws: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """draws (N, ...) with the selected rows' mean taken out and their size kept (x sqrt(m / (m - 1)))."""
-    m = int(rows.sum())
+def _centred(draws: np.ndarray) -> np.ndarray:
+    """draws (m, ...) with their mean taken out and their size kept (x sqrt(m / (m - 1)))."""
+    m = len(draws)
     if m < 2:
         return draws
-    out = np.array(draws, np.float64)
-    out[rows] = (out[rows] - out[rows].mean(axis=0)) * np.sqrt(m / (m - 1))
-    return out
+    return (draws - draws.sum(axis=0) / m) * np.sqrt(m / (m - 1))
 
 
 def _world_pull(snapped_mean: np.ndarray, rays: np.ndarray, world_aligned: np.ndarray | None,
@@ -531,13 +633,14 @@ def _world_pull(snapped_mean: np.ndarray, rays: np.ndarray, world_aligned: np.nd
     """Sideways offsets (21, 2) in normalised image coordinates: where averaging the snapped mean
     with MediaPipe's aligned world landmarks (in 3D, world_weight against the snapped share) would
     move each joint's image position, clipped to cfg.ray_tolerance x the hand's 2D size."""
-    zero = np.zeros_like(rays)
     if cfg.ray_tolerance <= 0 or world_aligned is None:
-        return zero
+        return np.zeros_like(rays)
     rest = 1.0 - cfg.world_weight - cfg.image_z_weight
     share = cfg.world_weight / max(cfg.world_weight + rest, 1e-9)
     fused = (1.0 - share) * snapped_mean + share * world_aligned
     offset = fused[:, :2] / np.maximum(fused[:, 2:], MIN_DEPTH_MM) - rays
-    limit = cfg.ray_tolerance * float(np.linalg.norm(rays.max(0) - rays.min(0)))
-    length = np.linalg.norm(offset, axis=1, keepdims=True)
+    size = rays.max(axis=0) - rays.min(axis=0)
+    limit = cfg.ray_tolerance * math.sqrt(size @ size)
+    squared = offset * offset
+    length = np.sqrt(squared[:, :1] + squared[:, 1:])  # np.linalg.norm's sums, without its cost
     return offset * np.minimum(1.0, limit / np.maximum(length, 1e-12))

@@ -11,6 +11,7 @@ import functools
 
 import numpy as np
 
+from handviz.geometry import row_norms
 from handviz.types import JOINT_PARENTS
 
 #: The bones: (parent, child), the 20 of the kinematic tree.
@@ -44,7 +45,7 @@ def with_bone_lengths(joints: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     for links, parent, child in _LEVELS:  # a level's parents are all placed by the levels before it
         base = out[parent]
         step = src[child] - base
-        scale = lengths[links] / np.maximum(np.sqrt((step * step).sum(axis=1)), 1e-9)
+        scale = lengths[links] / np.maximum(row_norms(step), 1e-9)
         out[child] = base + scale[:, None] * step
     return out
 
@@ -52,8 +53,7 @@ def with_bone_lengths(joints: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 def link_lengths(joints: np.ndarray) -> np.ndarray:
     """(..., 21, 3) -> (..., 20) mm: the length of every bone in LINKS."""
     j = np.asarray(joints, np.float64)
-    d = j[..., _LINK_ENDS[1], :] - j[..., _LINK_ENDS[0], :]
-    return np.sqrt((d * d).sum(axis=-1))
+    return row_norms(j.take(_LINK_ENDS[1], axis=-2) - j.take(_LINK_ENDS[0], axis=-2))
 
 
 @functools.cache
@@ -76,8 +76,13 @@ def prior_bone_lengths(joints: np.ndarray) -> np.ndarray:
     0.127 on its own. Scaled by the bones' mean ratio in logs instead: 9.89 mm; the model with
     stage 1's published finger proportions: 9.94 mm.
     """
+    return _prior_for(link_lengths(joints))
+
+
+def _prior_for(lengths: np.ndarray) -> np.ndarray:
+    """prior_bone_lengths of a hand whose bones are `lengths` (20,)."""
     model = model_bone_lengths()
-    return model * (float(link_lengths(joints).sum()) / float(model.sum()))
+    return model * (float(lengths.sum()) / float(model.sum()))
 
 
 def drawn_toward_prior(joints: np.ndarray, share: float) -> np.ndarray:
@@ -86,5 +91,5 @@ def drawn_toward_prior(joints: np.ndarray, share: float) -> np.ndarray:
     `with_bone_lengths`: the wrist stays, the pose and the bones' directions are kept."""
     if share <= 0:
         return np.asarray(joints, np.float64)
-    lengths = np.maximum(link_lengths(joints), 1e-9)
-    return with_bone_lengths(joints, lengths ** (1.0 - share) * prior_bone_lengths(joints) ** share)
+    own = link_lengths(joints)  # once: the prior is scaled by their total
+    return with_bone_lengths(joints, np.maximum(own, 1e-9) ** (1.0 - share) * _prior_for(own) ** share)

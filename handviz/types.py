@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from handviz.geometry import similarity_aligned
+from handviz.geometry import row_norms, similarity_aligned
 
 NUM_JOINTS = 21
 
@@ -113,7 +113,8 @@ class HandEstimate:
         hypotheses to its joints (float32, as stored)."""
         hand = cls(joints_3d=np.asarray(joints_3d, np.float32), joint_hypotheses=np.asarray(joint_hypotheses, np.float32),
                    joint_spread=np.zeros(NUM_JOINTS, np.float32), **fields)
-        hand.joint_spread = hand._aligned_distances().mean(axis=0).astype(np.float32)
+        distances = hand._aligned_distances()
+        hand.joint_spread = (distances.sum(axis=0) / len(distances)).astype(np.float32)  # np.mean's value, cheaper
         return hand
 
     def replaced(self, **changes: Any) -> HandEstimate:
@@ -146,7 +147,7 @@ class HandEstimate:
         if self._distances is None:
             hyps = np.asarray(self.joint_hypotheses, np.float64).reshape(-1, NUM_JOINTS, 3)
             est = np.asarray(self.joints_3d, np.float64)
-            self._distances = np.linalg.norm(similarity_aligned(hyps, est) - est, axis=-1)
+            self._distances = row_norms(similarity_aligned(hyps, est) - est)
             self._distances.flags.writeable = False
         return self._distances
 

@@ -196,3 +196,37 @@ def test_energy_score_values() -> None:
     assert float(energy_score(apart, x)) == pytest.approx(1.0 - 0.5 * 2.0, abs=1e-5)
     with pytest.raises(ValueError, match="at least 2"):
         energy_score(torch.zeros(1, 1, 3), x)
+
+
+def test_frozen_twins_give_the_modules_outputs_bit_for_bit() -> None:
+    """The cascade's inference twins (handviz.diffusion.frozen) run the modules' ops without
+    nn.Module's per-layer cost: the same numbers, bit for bit, with or without an image feature,
+    over several DDIM steps, with stage 2's per-hand part kept or made per call."""
+    from handviz.diffusion.frozen import (
+        FrozenJointDenoiser,
+        FrozenLatentDenoiser,
+        FrozenMeshDecoder,
+    )
+
+    torch.manual_seed(0)
+    den, ldm = tiny_joint_denoiser(), LatentDenoiser(latent_dim=8, img_dim=16, hidden=32, blocks=2)
+    ae = MeshAutoencoder(num_verts=50, latent_dim=8, pca_dim=16, hidden=32)
+    with torch.no_grad():  # FiLM and the residual branches start at zero: give them a say
+        for p in [*den.parameters(), *ldm.parameters(), *ae.parameters()]:
+            p.add_(0.3 * torch.randn_like(p))
+        ae.basis.normal_()
+    cond, feat = torch.randn(2, COND_DIM), torch.randn(2, 16)
+    for f in (None, feat):
+        for steps in (1, 3):
+            a = sample_joints(den, cond, f, 8, steps, torch.Generator().manual_seed(1))
+            b = sample_joints(FrozenJointDenoiser(den), cond, f, 8, steps, torch.Generator().manual_seed(1))
+            assert torch.equal(a, b)
+            joints = torch.randn(2, 8, 63)
+            frozen_ldm = FrozenLatentDenoiser(ldm)
+            assert torch.equal(mean_mesh_latent(ldm, joints, f, steps), mean_mesh_latent(frozen_ldm, joints, f, steps))
+            kept, kept_frozen = {}, {}
+            for _ in range(2):  # the second time from the kept modulations
+                assert torch.equal(mean_mesh_latent(ldm, joints, f, steps, kept),
+                                   mean_mesh_latent(frozen_ldm, joints, f, steps, kept_frozen))
+    z = torch.randn(2, 5, 8)
+    assert torch.equal(ae.decode_mean(z), FrozenMeshDecoder(ae).decode_mean(z))
