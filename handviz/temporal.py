@@ -23,7 +23,10 @@ extended Kalman filter in filterpy's shape (x, P, F, Q, H, R; predict, update):
   scaled to the first frame's hand) and are learnt from every frame until
   `skeleton_frames`, then held, but for the thumb's, which are learnt throughout
   (`LEARNT_THROUGHOUT`). The linearisation keeps each bone on the side of the camera it
-  was on (near or far), unless the frames say otherwise.
+  was on (near or far), unless the frames say otherwise. A new track takes over the skeleton
+  (held as it was) of the hand of its side seen last, when that one is out of view and not yet
+  forgotten (`VideoHands._skeleton_before`): MediaPipe loses a hand and finds it again as a new
+  track.
 - **What MediaPipe says, smoothed first** (`DetectionFilter`, before the cascade): on a still
   hand its keypoints, their image z and its world landmarks shake from frame to frame (its
   tracking crop moves with them), and the cascade turns that shake into depth. Each is smoothed
@@ -401,9 +404,11 @@ class DetectionFilter:
 class HandTrackFilter:
     """One tracked hand: its filter (depths and skeleton) and its frame count."""
 
-    def __init__(self, cfg: TemporalConfig) -> None:
+    def __init__(self, cfg: TemporalConfig, inherited: DepthKalman | None = None) -> None:
         self.cfg = cfg
         self.kalman: DepthKalman | None = None
+        self.inherited = inherited  # the skeleton of the person's hand on the track before this one
+        self.handedness: str | None = None
         self.time: float | None = None
         self.frames = 0
         self.doubt_sq: np.ndarray | None = None  # (21,) mm^2: the frame's 90 % radius, averaged over time
@@ -421,6 +426,7 @@ class HandTrackFilter:
         sd[0] = self.cfg.wrist_noise_mm
         sd = np.maximum(sd, 1.0)
         dt = None if self.time is None else t - self.time
+        self.handedness = estimate.handedness
         radius_sq = np.maximum(np.asarray(estimate.joint_radius_90, np.float64), 1.0) ** 2
         if self.kalman is None or dt is None or not 0 < dt <= self.cfg.max_gap_s:
             self._start(joints, sd)
@@ -438,13 +444,16 @@ class HandTrackFilter:
         return self._estimate(estimate, sight, mesh_pull, np.sqrt(self.doubt_sq + widen_sq))
 
     def _start(self, joints: np.ndarray, sd: np.ndarray) -> None:
-        """A new filter at this frame; a hand seen before keeps its skeleton (and its doubt)."""
-        old = self.kalman
+        """A new filter at this frame; a hand seen before keeps its skeleton (and its doubt), and
+        so does a new track that takes over from the person's hand on the one before it."""
+        old = self.kalman if self.kalman is not None else self.inherited
         lengths = prior_bone_lengths(joints) if old is None else old.skeleton
         self.kalman = DepthKalman(joints[:, 2], sd, lengths, self.cfg.bone_prior_sd * lengths, self.cfg)
         if old is not None:
             self.kalman.P[L_, L_] = old.P[L_, L_]
             self.kalman.skeleton_held = old.skeleton_held
+        if old is not None and old is self.inherited and old.skeleton_held:
+            self.frames = self.cfg.skeleton_frames  # held already: not learnt again
 
     def _estimate(self, estimate: HandEstimate, sight: np.ndarray, mesh_pull: np.ndarray | None,
                   doubt: np.ndarray) -> HandEstimate:
@@ -530,13 +539,14 @@ class VideoHands:
 
     def __call__(self, hands: list[HandEstimate], K: np.ndarray, t: float) -> list[HandEstimate]:
         out = []
+        in_view = {hand.track for hand in hands}
         for hand in hands:
             if hand.track is None:
                 out.append(hand)
                 continue
             f = self._tracks.get(hand.track)
             if f is None:
-                f = self._tracks[hand.track] = HandTrackFilter(self.cfg)
+                f = self._tracks[hand.track] = HandTrackFilter(self.cfg, self._skeleton_before(hand.handedness, in_view, t))
             inputs = self._inputs.get(hand.track)
             shown = f.step(hand, float(np.asarray(K)[0, 0]), t, self.mesh_pull,
                            None if inputs is None else inputs.jump_sq)
@@ -548,6 +558,18 @@ class VideoHands:
         self._raw = {}
         self._tracks = self._seen_lately(self._tracks, t)
         return out
+
+    def _skeleton_before(self, handedness: str, in_view: set, t: float) -> DepthKalman | None:
+        """The filter of the track this new one takes over from: the hand of this handedness seen
+        last, out of view now and not yet forgotten (4 x max_gap_s). MediaPipe loses a hand and
+        finds it again as a new track, and the hand_tracks module ends a track whose keypoints
+        change shape; the person's bones are the same either way (dev set's videos: bone-length
+        CV 2.6 -> 2.1 %, the BVH's fixed bones 2.2 -> 1.7 mm). Another person's hand coming in
+        within that time gets this one's skeleton too, as its start."""
+        remembered = self._seen_lately(self._tracks, t)
+        gone = [f for track, f in remembered.items()
+                if track not in in_view and f.handedness == handedness and f.kalman is not None]
+        return max(gone, key=lambda f: f.time).kalman if gone else None
 
     def _seen_lately(self, filters: dict, t: float) -> dict:
         """The per-track filters whose hand was seen within 4 x max_gap_s of t; older ones are forgotten."""

@@ -206,9 +206,10 @@ def test_a_new_hand_starts_afresh_and_two_hands_are_kept_apart():
         for frame, out in zip(frames, both):
             single = alone[frame.track]([frame], K, k / FPS)[0]
             assert np.allclose(out.joints_3d, single.joints_3d, atol=1e-3)
-    # another hand comes in where the first was: it starts afresh, as in a model of its own
+    # a new hand beside the tracked ones of its side starts afresh, as in a model of its own
     newcomer = observed(other, noisy_depths(rng), track=3)
-    out = together([newcomer], K, 20 / FPS)[0]
+    out = together([observed(right, noisy_depths(rng), track=1), observed(other, noisy_depths(rng), track=2),
+                    newcomer], K, 20 / FPS)[2]
     assert np.allclose(out.joints_3d, VideoHands()([newcomer], K, 20 / FPS)[0].joints_3d, atol=1e-3)
     # a hand gone for longer than max_gap_s starts its motion over, and keeps its skeleton
     skeleton = together._tracks[1].kalman.skeleton
@@ -220,6 +221,37 @@ def test_a_new_hand_starts_afresh_and_two_hands_are_kept_apart():
     # one gone for longer than 4 x max_gap_s is forgotten
     together([], K, 20 / FPS + 6 * TemporalConfig().max_gap_s)
     assert not together._tracks
+
+
+def test_a_new_track_takes_over_the_skeleton_of_the_hand_it_follows():
+    """MediaPipe loses a hand and finds it again as a new track (or hand_tracks ends a track whose
+    keypoints changed shape): the person's bones are the same, so the new track starts from the
+    skeleton of the hand of its side seen last, held as it was, while that one is remembered;
+    a hand of the other side, or one after the last is forgotten, starts from the model's."""
+    rng = np.random.default_rng(5)
+    cfg = TemporalConfig()
+    video = VideoHands(cfg)
+    for k in range(cfg.skeleton_frames + 5):
+        video([observed(true_hand(), noisy_depths(rng, 10.0), track=1)], K, k / FPS)
+    first = video._tracks[1].kalman
+    assert first.skeleton_held
+    t = (cfg.skeleton_frames + 5) / FPS + 0.3  # a short loss, then a new track id
+    video([observed(true_hand(), noisy_depths(rng, 10.0), track=2)], K, t)
+    second = video._tracks[2].kalman
+    fixed = np.setdiff1d(np.arange(len(LINKS)), list(LEARNT_THROUGHOUT))  # the thumb's are learnt throughout
+    assert np.allclose(second.skeleton[fixed], first.skeleton[fixed]) and second.skeleton_held
+    for k in range(1, 10):  # held: the new track's frames do not move the fingers' bones
+        video([observed(true_hand(), noisy_depths(rng, 10.0), track=2)], K, t + k / FPS)
+    assert np.allclose(video._tracks[2].kalman.skeleton[fixed], first.skeleton[fixed])
+    # a left hand is another hand; and once the right hand is forgotten, a right hand starts afresh
+    left = observed(true_hand(), noisy_depths(rng, 10.0), track=3).replaced(handedness="Left")
+    video([left], K, t + 0.5)
+    assert not video._tracks[3].kalman.skeleton_held
+    late = observed(true_hand(), noisy_depths(rng, 10.0), track=4)
+    video([late], K, t + 0.5 + 5 * cfg.max_gap_s)
+    fresh = VideoHands(cfg)
+    fresh([late], K, 0.0)
+    assert np.allclose(video._tracks[4].kalman.skeleton, fresh._tracks[4].kalman.skeleton)
 
 
 def test_photos_and_untracked_hands_pass_through():

@@ -11,7 +11,9 @@ held by a short-lived track: its handedness is a two-state hidden Markov chain t
 label and score observe each frame (`HandednessBelief`), so a few confident flickers are ignored,
 a lasting change is followed, and an unsure first label gives way to confident ones at once.
 Each track has an id that no other track of the process shares (`Detection.track`): the
-temporal model (handviz.temporal) keeps one state per id, and a new id is a new hand. A track
+temporal model (handviz.temporal) keeps one state per id, and a new id starts its motion afresh
+(with the bones of the hand of its side seen last, while that one is out of view and still
+remembered: the same person's hand found again). A track
 ends when its hand is gone for MAX_MISSED_FRAMES, or when its keypoints change shape more in
 one frame than a hand does (SHAPE_JUMP: a cut to another hand at the same place).
 """
