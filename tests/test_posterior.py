@@ -4,13 +4,27 @@ import numpy as np
 import pytest
 
 from handviz.features import solve_root_translation
-from handviz.geometry import project
-from handviz.geometry import similarity_aligned
+from handviz.geometry import project, similarity_aligned
 from handviz.placement import ADULT_HAND_LENGTH_MM, distance_interval
 from handviz.posterior import (
-    MIN_DEPTH_MM, JointDoubt, PosteriorConfig, digit_means, digit_overlap, fuse_depths, mediapipe_depths,
-    normalized_rays, on_rays, hand_extent_px, posterior_hypotheses, root_translations, sideways_bend, digit_shortfall,
-    similarity_align, snap_to_rays, tta_keypoint_spread, wrist_to_tip_lengths,
+    MIN_DEPTH_MM,
+    JointDoubt,
+    PosteriorConfig,
+    digit_means,
+    digit_overlap,
+    digit_shortfall,
+    fuse_depths,
+    hand_extent_px,
+    mediapipe_depths,
+    normalized_rays,
+    on_rays,
+    posterior_hypotheses,
+    root_translations,
+    sideways_bend,
+    similarity_align,
+    snap_to_rays,
+    tta_keypoint_spread,
+    wrist_to_tip_lengths,
 )
 from handviz.skeleton import LINKS, drawn_toward_prior, link_lengths, prior_bone_lengths
 from handviz.types import DIGIT_CHAINS, HandEstimate
