@@ -454,6 +454,7 @@ class HandTrackFilter:
             self.kalman.skeleton_held = old.skeleton_held
         if old is not None and old is self.inherited and old.skeleton_held:
             self.frames = self.cfg.skeleton_frames  # held already: not learnt again
+        self.inherited = None  # taken over once; the old filter is not kept alive by this one
 
     def _estimate(self, estimate: HandEstimate, sight: np.ndarray, mesh_pull: np.ndarray | None,
                   doubt: np.ndarray) -> HandEstimate:
