@@ -7,8 +7,8 @@ falls short of a hand's length and, on photos, how far MediaPipe's keypoints mov
 copies of the photo). The line is fitted by least squares to the estimate's per-joint PA
 error, over joints 1-20 of every hand MediaPipe's main detector found (the hands `predict`
 gets; the evaluation's lighter fallback detector is left out), once with the test-time
-augmentation's signals and once without them (the live app's line). A least-squares line is the error's mean; DOUBT_SCALE turns it into the
-radius.
+augmentation's signals and once without them (the live app's line). A least-squares line is
+the error's mean; DOUBT_SCALE turns it into the radius.
 """
 
 from __future__ import annotations
