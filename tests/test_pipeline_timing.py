@@ -7,9 +7,12 @@ from handviz.pipeline.timing import RollingStats, stage_timings
 from handviz.types import Frame, FrameResult, HandEstimate
 
 
-def hand(value: float) -> HandEstimate:
-    joints = np.full((21, 3), value, np.float32)
-    return HandEstimate("Right", 0.9, np.zeros((21, 2), np.float32), joints, np.repeat(joints[None], 3, axis=0),
+def hand(value: float, wobble_mm: float = 0.0) -> HandEstimate:
+    """A hand whose hypotheses each move one joint (a different one) by wobble_mm."""
+    joints = np.full((21, 3), value, np.float32) + np.arange(63, dtype=np.float32).reshape(21, 3)
+    hyps = np.repeat(joints[None], 21, axis=0)
+    hyps[np.arange(21), np.arange(21), 0] += wobble_mm
+    return HandEstimate("Right", 0.9, np.zeros((21, 2), np.float32), joints, hyps,
                         np.full(21, 2.0, np.float32), np.full((5, 3), value, np.float32), joints)
 
 
@@ -25,11 +28,14 @@ def test_stage_timings_from_stamps():
 def test_rolling_stats_fps_means_and_window():
     stats = RollingStats(window_s=1.0)
     for k in range(11):
-        r = FrameResult(Frame(k, np.zeros((2, 2, 3), np.uint8)), [], [hand(0.0)], np.eye(3),
+        r = FrameResult(Frame(k, np.zeros((2, 2, 3), np.uint8)), [], [hand(0.0, wobble_mm=1.0 + k % 2)], np.eye(3),
                         timings_ms={"detect": 10.0 + k % 2 * 2})
         stats.add(r, at=10.0 + k * 0.05)
     snap = stats.snapshot(at=10.5)
     assert snap.fps == pytest.approx(20.0)
     assert snap.stage_ms["detect"] == pytest.approx(11.0, abs=0.2)
-    assert snap.mean_spread_mm == pytest.approx(2.0) and snap.hands == 1 and snap.frames == 11
+    # the cloud's mean 90 % radius (the colour scale's unit), averaged over the window's frames
+    radii = [hand(0.0, wobble_mm=1.0 + k % 2).joint_radius_90.mean() for k in range(11) if 10.0 + k * 0.05 >= 9.5]
+    assert snap.mean_radius_90_mm == pytest.approx(np.mean(radii)) and 0 < snap.mean_radius_90_mm < 2
+    assert snap.hands == 1 and snap.frames == 11
     assert stats.snapshot(at=20.0).fps == 0.0  # window emptied

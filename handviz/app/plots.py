@@ -1,4 +1,5 @@
-"""Live performance plots (pyqtgraph): FPS, per-stage ms, latency and mean spread over time.
+"""Live performance plots (pyqtgraph): FPS, per-stage ms, latency and the cloud's mean 90 % radius
+over time (the unit of the 3D view's colour scale).
 
 Fed a `StatsSnapshot` a few times a second (not per frame), so the plots cost nothing noticeable
 even when frames arrive at camera rate.
@@ -18,7 +19,7 @@ from handviz.pipeline.timing import StatsSnapshot
 HISTORY_S = 30.0
 STAGE_PENS = {"detect": (102, 194, 165), "infer": (252, 141, 98), "wait": (141, 160, 203)}
 #: Smallest y span per plot, so a flat or empty series still reads sensibly (0 at the bottom).
-Y_FLOOR = {"FPS": 30.0, "Stage time": 50.0, "Latency (capture → shown)": 100.0, "Mean joint spread": 10.0}
+Y_FLOOR = {"FPS": 30.0, "Stage time": 50.0, "Latency (capture → shown)": 100.0, "Mean 90 % radius": 20.0}
 
 
 class PerformancePlots(pg.GraphicsLayoutWidget):
@@ -43,7 +44,7 @@ class PerformancePlots(pg.GraphicsLayoutWidget):
             self._curve(stages, name, pen)
         latency = self._plot("Latency (capture → shown)", "ms")
         self._curve(latency, "latency", (255, 217, 47))
-        spread = self._plot("Mean joint spread", "mm")
+        spread = self._plot("Mean 90 % radius", "mm")
         self._curve(spread, "spread", (231, 138, 195))
 
     def _plot(self, title: str, unit: str) -> pg.PlotItem:
@@ -66,7 +67,7 @@ class PerformancePlots(pg.GraphicsLayoutWidget):
     def add(self, t: float, snapshot: StatsSnapshot) -> None:
         """One sample at time t (seconds, any monotonic clock)."""
         values = {"fps": snapshot.fps, "latency": snapshot.stage_ms.get("latency", np.nan),
-                  "spread": snapshot.mean_spread_mm if snapshot.mean_spread_mm is not None else np.nan}
+                  "spread": snapshot.mean_radius_90_mm if snapshot.mean_radius_90_mm is not None else np.nan}
         for name in STAGE_PENS:
             values[name] = snapshot.stage_ms.get(name, np.nan)
         self._t.append(t)

@@ -57,11 +57,12 @@ def stage_timings(stamps: dict[str, float]) -> dict[str, float]:
 
 @dataclass
 class StatsSnapshot:
-    """Rolling means over the last window: fps of delivered results, ms per stage, mean spread."""
+    """Rolling means over the last window: fps of delivered results, ms per stage, and the hands'
+    mean 90 % radius (the unit of the cloud's colour scale)."""
 
     fps: float = 0.0
     stage_ms: dict[str, float] = field(default_factory=dict)
-    mean_spread_mm: float | None = None
+    mean_radius_90_mm: float | None = None
     hands: int = 0
     frames: int = 0
 
@@ -78,8 +79,8 @@ class RollingStats:
     def add(self, result: FrameResult, at: float | None = None) -> None:
         """Record one delivered result (at: its delivery time, default now())."""
         at = now() if at is None else at
-        spreads = [float(h.joint_spread.mean()) for h in result.hands if h.joint_spread.size]
-        spread = sum(spreads) / len(spreads) if spreads else None
+        radii = [float(h.joint_radius_90.mean()) for h in result.hands if h.joint_hypotheses.size]
+        spread = sum(radii) / len(radii) if radii else None
         with self._lock:
             self._items.append((at, dict(result.timings_ms), spread, len(result.hands)))
             self.total += 1
@@ -109,7 +110,7 @@ class RollingStats:
         return StatsSnapshot(
             fps=fps,
             stage_ms={name: sums[name] / counts[name] for name in sums},
-            mean_spread_mm=sum(spreads) / len(spreads) if spreads else None,
+            mean_radius_90_mm=sum(spreads) / len(spreads) if spreads else None,
             hands=items[-1][3],
             frames=self.total,
         )
