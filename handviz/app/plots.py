@@ -44,8 +44,8 @@ class PerformancePlots(pg.GraphicsLayoutWidget):
             self._curve(stages, name, pen)
         latency = self._plot("Latency (capture → shown)", "ms")
         self._curve(latency, "latency", (255, 217, 47))
-        spread = self._plot("Mean 90 % radius", "mm")
-        self._curve(spread, "spread", (231, 138, 195))
+        radius = self._plot("Mean 90 % radius", "mm")
+        self._curve(radius, "radius", (231, 138, 195))
 
     def _plot(self, title: str, unit: str) -> pg.PlotItem:
         plot = self.addPlot(title=title)
@@ -67,7 +67,7 @@ class PerformancePlots(pg.GraphicsLayoutWidget):
     def add(self, t: float, snapshot: StatsSnapshot) -> None:
         """One sample at time t (seconds, any monotonic clock)."""
         values = {"fps": snapshot.fps, "latency": snapshot.stage_ms.get("latency", np.nan),
-                  "spread": snapshot.mean_radius_90_mm if snapshot.mean_radius_90_mm is not None else np.nan}
+                  "radius": snapshot.mean_radius_90_mm if snapshot.mean_radius_90_mm is not None else np.nan}
         for name in STAGE_PENS:
             values[name] = snapshot.stage_ms.get(name, np.nan)
         self._t.append(t)

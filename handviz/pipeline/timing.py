@@ -80,9 +80,9 @@ class RollingStats:
         """Record one delivered result (at: its delivery time, default now())."""
         at = now() if at is None else at
         radii = [float(h.joint_radius_90.mean()) for h in result.hands if h.joint_hypotheses.size]
-        spread = sum(radii) / len(radii) if radii else None
+        radius = sum(radii) / len(radii) if radii else None
         with self._lock:
-            self._items.append((at, dict(result.timings_ms), spread, len(result.hands)))
+            self._items.append((at, dict(result.timings_ms), radius, len(result.hands)))
             self.total += 1
             self._trim(at)
 
@@ -106,11 +106,11 @@ class RollingStats:
             for name, ms in timings.items():
                 sums[name] = sums.get(name, 0.0) + ms
                 counts[name] = counts.get(name, 0) + 1
-        spreads = [s for _, _, s, _ in items if s is not None]
+        radii = [r for _, _, r, _ in items if r is not None]
         return StatsSnapshot(
             fps=fps,
             stage_ms={name: sums[name] / counts[name] for name in sums},
-            mean_radius_90_mm=sum(spreads) / len(spreads) if spreads else None,
+            mean_radius_90_mm=sum(radii) / len(radii) if radii else None,
             hands=items[-1][3],
             frames=self.total,
         )
