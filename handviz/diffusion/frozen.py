@@ -21,6 +21,7 @@ from handviz.diffusion.nets import (
     MeshAutoencoder,
     Modulation,
     _ConditionedMLP,
+    image_context,
     timestep_embedding,
 )
 
@@ -80,12 +81,7 @@ class _FrozenDenoiser:
     def image_context(self, img_feat: torch.Tensor | None, img_keep: torch.Tensor | None,
                       batch: int) -> torch.Tensor:
         """_Denoiser.image_context."""
-        null = self.null_image.expand(batch, -1)
-        if img_feat is None:
-            return null
-        if img_keep is None:
-            return img_feat
-        return torch.where(img_keep[:, None], img_feat, null)
+        return image_context(self.null_image, img_feat, img_keep, batch)
 
     def timestep_embedding(self, t: torch.Tensor) -> torch.Tensor:
         """nets.timestep_embedding(t, temb_dim), kept per timesteps (a sampler uses a few)."""

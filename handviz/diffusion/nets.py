@@ -135,6 +135,18 @@ class _ConditionedMLP(nn.Module):
         return self.out(self.out_norm(h))
 
 
+def image_context(null_image: torch.Tensor, img_feat: torch.Tensor | None, img_keep: torch.Tensor | None,
+                  batch: int) -> torch.Tensor:
+    """(B, img_dim): img_feat where img_keep (all when None), null_image elsewhere (all when
+    img_feat is None); shared by the denoisers and their inference twins (diffusion/frozen.py)."""
+    null = null_image.expand(batch, -1)
+    if img_feat is None:
+        return null
+    if img_keep is None:
+        return img_feat
+    return torch.where(img_keep[:, None], img_feat, null)
+
+
 class _Denoiser(nn.Module):
     """What both denoisers share: the schedule, the t embedding and the learned 'no image' feature."""
 
@@ -151,12 +163,7 @@ class _Denoiser(nn.Module):
 
         img_feat: (B, img_dim) or None (no crop: null for all); img_keep: (B,) bool or None (all kept).
         """
-        null = self.null_image.expand(batch, -1)
-        if img_feat is None:
-            return null
-        if img_keep is None:
-            return img_feat
-        return torch.where(img_keep[:, None], img_feat, null)
+        return image_context(self.null_image, img_feat, img_keep, batch)
 
 
 class JointDenoiser(_Denoiser):
