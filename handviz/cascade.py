@@ -72,6 +72,7 @@ class _Batch:
     kp_z: np.ndarray  # (B, 21) MediaPipe image-landmark z, px (NaN when unknown)
     mirrored: np.ndarray  # (B,) bool
     tta_kp: list[np.ndarray | None]  # per hand (M, 21, 2) px: MediaPipe on changed copies (mirrored)
+    tta_found: list[float | None]  # per hand: the share of the changed copies where MediaPipe found it
 
 
 class Cascade:
@@ -197,7 +198,7 @@ class Cascade:
             arr = np.ascontiguousarray(np.stack(crops))
             crop_t = torch.from_numpy(arr).to(self._device).permute(0, 3, 1, 2).float() / 255.0
         return _Batch(torch.from_numpy(cond).to(self._device), crop_t, kp2d, world, kp_z, np.array(mirrored),
-                      tta_kps)
+                      tta_kps, [d.tta_found_share for d in detections])
 
     def _posterior(self, joints: torch.Tensor, batch: _Batch, K: np.ndarray, n: int,
                    seed: int | None, signals: list[dict] | None = None, bone_prior: bool = True) -> torch.Tensor:
@@ -208,7 +209,8 @@ class Cascade:
         cfg = self.posterior if bone_prior else dataclasses.replace(self.posterior, bone_prior_share=0.0)
         out = [posterior_hypotheses(hyps[i], batch.kp2d[i], K, batch.world[i], cfg, batch.kp_z[i],
                                     batch.tta_kp[i], rng,
-                                    signals=None if signals is None else signals[i])
+                                    signals=None if signals is None else signals[i],
+                                    tta_found_share=batch.tta_found[i])
                for i in range(len(hyps))]
         out = (np.stack(out) / JOINT_SCALE_MM).reshape(joints.shape).astype(np.float32)  # torch's .to(), cheaper
         return torch.from_numpy(out).to(joints)

@@ -136,7 +136,10 @@ class JointDoubt:
       do not do either;
     - shortfall: how much shorter the estimate's digit is than an average adult's on a hand of
       its size (`digit_shortfall`): keypoints bunched up on a curled or hidden digit, depths
-      that do not make up its length.
+      that do not make up its length;
+    - tta_lost: the share of the photo's changed copies on which MediaPipe did not find the hand
+      again, or called it the other hand (one number for the whole hand): a hand MediaPipe
+      cannot hold on to is one it reads badly.
 
     The last three read our own estimate for what no hand does (dev set, seeds 0-2, the doubt
     refitted: per-joint Pearson 0.573 -> 0.600 -> 0.607 on the photos, 0.517 -> 0.532 -> 0.551
@@ -164,6 +167,7 @@ class JointDoubt:
     sideways_bend: float = 0.0
     overlap: float = 0.0
     shortfall: float = 0.0
+    tta_lost: float = 0.0
     base_mm_without_tta: float = 8.0
     image_z_relative_without_tta: float = 20.0
     sideways_bend_without_tta: float = 0.0
@@ -178,11 +182,13 @@ class JointDoubt:
         return cls(**d)
 
     def expected_error(self, image_z_gap: np.ndarray, tta_keypoints: np.ndarray | None,
-                       bend: np.ndarray, overlap: np.ndarray, shortfall: np.ndarray) -> np.ndarray:
+                       bend: np.ndarray, overlap: np.ndarray, shortfall: np.ndarray,
+                       tta_lost: float = 0.0) -> np.ndarray:
         """(21,) mm radii from (21,) per-joint signals: the image-z gap and the keypoints' moves
         as shares of the hand's 2D extent (None when the photo was not augmented), the digit's
         sideways bend (`sideways_bend`), its overlap with another digit (`digit_overlap`) and its
-        shortfall from a hand's length (`digit_shortfall`), each averaged over its digit."""
+        shortfall from a hand's length (`digit_shortfall`), each averaged over its digit; and the
+        share of the changed copies where MediaPipe lost the hand (one number for the hand)."""
         if tta_keypoints is None:
             gap, bend, overlap, shortfall = digit_means(np.array([image_z_gap, bend, overlap, shortfall], np.float64))
             return self.base_mm_without_tta + self.image_z_relative_without_tta * gap + \
@@ -191,7 +197,8 @@ class JointDoubt:
         gap, tta, bend, overlap, shortfall = digit_means(np.array([image_z_gap, tta_keypoints, bend, overlap,
                                                                    shortfall], np.float64))
         return self.base_mm + self.image_z_relative * gap + self.tta_keypoints_relative * tta + \
-            self.sideways_bend * bend + self.overlap * overlap + self.shortfall * shortfall
+            self.sideways_bend * bend + self.overlap * overlap + self.shortfall * shortfall + \
+            self.tta_lost * tta_lost
 
 
 def hand_extent_px(kp2d: np.ndarray) -> float:
@@ -496,12 +503,14 @@ def digit_means(per_joint: np.ndarray) -> np.ndarray:
 def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
                          mediapipe_world: np.ndarray | None, cfg: PosteriorConfig,
                          keypoints_z: np.ndarray | None = None, tta_keypoints: np.ndarray | None = None,
-                         rng: np.random.Generator | None = None, signals: dict | None = None) -> np.ndarray:
+                         rng: np.random.Generator | None = None, signals: dict | None = None,
+                         tta_found_share: float | None = None) -> np.ndarray:
     """Stage-1 hypotheses (N, 21, 3) root-relative -> posterior hypotheses (N, 21, 3) root-relative.
 
     mediapipe_world (21, 3) mm and keypoints_z (21,) px: MediaPipe's depth observations, None or
     non-finite to leave one out. tta_keypoints (M, 21, 2) px: MediaPipe's keypoints on slightly
-    changed copies of the photo (handviz.pipeline.augment), or None.
+    changed copies of the photo (handviz.pipeline.augment), or None; tta_found_share: the share
+    of those copies where MediaPipe found the hand again (None: taken as all of them).
 
     The output's mean is the fused hand, on the keypoint rays (up to cfg.ray_tolerance), its
     bones then drawn toward an adult's proportions by cfg.bone_prior_share. The first
@@ -513,7 +522,7 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
 
     signals: a dict that, when given, receives the doubt's inputs per joint (the arguments of
     `JointDoubt.expected_error`: "image_z", "tta_keypoints", "sideways_bend", "overlap",
-    "shortfall"), for fitting it
+    "shortfall"; "tta_lost" per joint, the hand's one share repeated), for fitting it
     (handviz.eval.doubt_fit).
     """
     hyps = np.asarray(hyps_rel, np.float64)
@@ -546,11 +555,12 @@ def posterior_hypotheses(hyps_rel: np.ndarray, kp2d: np.ndarray, K: np.ndarray,
     z_gap = np.zeros(len(mean)) if image_z is None else np.abs((image_z - image_z[0]) - (centre_depth - centre_depth[0]))
     extent_mm = max(hand_extent_px(kp2d), 1.0) * float(centre[0, 2]) / fx  # the hand's 2D extent at its depth
     tta_kp = tta_keypoint_spread(kp2d, tta_keypoints)
+    tta_lost = None if tta_kp is None else 1.0 - (1.0 if tta_found_share is None else float(tta_found_share))
     bend, overlap, shortfall = sideways_bend(centre), digit_overlap(centre), digit_shortfall(centre)
     if signals is not None:
         signals.update(image_z=z_gap / extent_mm, tta_keypoints=tta_kp, sideways_bend=bend, overlap=overlap,
-                       shortfall=shortfall)
-    sigma = cfg.doubt.expected_error(z_gap / extent_mm, tta_kp, bend, overlap, shortfall)  # (21,) mm
+                       shortfall=shortfall, tta_lost=None if tta_lost is None else np.full(len(mean), tta_lost))
+    sigma = cfg.doubt.expected_error(z_gap / extent_mm, tta_kp, bend, overlap, shortfall, tta_lost or 0.0)  # (21,) mm
     lean = _digit_leans(rng, n, blends)[:, _DIGIT_OF_JOINT]  # (N - blends, 20)
     # Blends: wrist-relative, a digit's base on the palm moved half as far (the palm keeps its
     # length), centred on the estimate. Leans: one digit each, by its joints' 90 % radius (the

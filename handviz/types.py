@@ -73,6 +73,9 @@ class Detection:
     #: shrunk, mirrored; handviz.pipeline.augment), mapped back to this image: (M, 21, 2) px.
     #: None on live video, where it would cost the frame rate.
     tta_keypoints_2d: np.ndarray | None = None
+    #: The share of those changed copies in which MediaPipe found this hand again, with the same
+    #: handedness (0-1); None where no copy was read.
+    tta_found_share: float | None = None
     #: On video, which hand this is over time (handviz.pipeline.hand_tracks: an id no other
     #: track shares); None for a photo or a detector that does not track.
     track: int | None = None

@@ -94,6 +94,7 @@ def test_changed_copies_are_copies_of_the_bordered_photo() -> None:
     assert detector.seen == [(200, 200)] * 4  # the bordered photo rotated twice, shrunk, mirrored
     tta = found[0].tta_keypoints_2d
     assert tta is not None and len(tta) >= 3  # found again (in the photo's pixels, near the photo's own)
+    assert found[0].tta_found_share == len(tta) / 4
     assert np.abs(tta - found[0].keypoints_2d).max() < 15
 
 

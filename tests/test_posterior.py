@@ -1,5 +1,7 @@
 """Hypotheses on the keypoint rays, fused with MediaPipe's 3D (handviz.posterior): pure numpy checks."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -183,6 +185,32 @@ def test_expected_error_is_the_fitted_line_with_and_without_tta():
     z, k, b, o, s = np.full(21, 10.0), np.full(21, 2.0), np.full(21, 0.5), np.full(21, 0.25), np.full(21, 0.1)
     assert np.allclose(doubt.expected_error(z, k, b, o, s), 5.0 + 1.0 + 1.0 + 1.5 + 1.5 + 2.0)
     assert np.allclose(doubt.expected_error(z, None, b, o, s), 8.0 + 2.0 + 2.0 + 2.5 + 3.0)
+    lost = dataclasses.replace(doubt, tta_lost=12.0)
+    assert np.allclose(lost.expected_error(z, k, b, o, s, 0.25), 5.0 + 1.0 + 1.0 + 1.5 + 1.5 + 2.0 + 3.0)
+    assert np.allclose(lost.expected_error(z, None, b, o, s, 0.25), 8.0 + 2.0 + 2.0 + 2.5 + 3.0)  # no copies
+
+
+def test_a_hand_mediapipe_loses_on_the_changed_copies_gets_a_wider_cloud_everywhere():
+    """JointDoubt.tta_lost: the share of changed copies where MediaPipe did not find the hand again
+    (or found the other hand) widens every digit's leans alike; without copies it says nothing."""
+    hyps, kp, world = _setup(0.0)
+    tta = np.repeat(kp[None], 2, axis=0) + 0.5
+    doubt = JointDoubt(base_mm=2.0, image_z_relative=0.0, tta_lost=40.0, base_mm_without_tta=2.0,
+                       image_z_relative_without_tta=0.0)
+    cfg = PosteriorConfig(world_weight=0.0, image_z_weight=0.0, blend_fraction=0.5, doubt=doubt)
+
+    def lean_sd(found, tta_kp=tta):
+        signals: dict = {}
+        post = posterior_hypotheses(hyps, kp, K, None, cfg, None, tta_kp, rng=np.random.default_rng(1),
+                                    signals=signals, tta_found_share=found)
+        return post[16:, 1:, 2].std(axis=0), signals["tta_lost"]
+
+    (all_found, none_lost), (half_found, half_lost) = lean_sd(1.0), lean_sd(0.5)
+    assert np.allclose(none_lost, 0.0) and np.allclose(half_lost, 0.5) and half_lost.shape == (21,)
+    assert np.all(half_found > 5 * all_found)
+    assert np.allclose(lean_sd(None)[0], all_found)  # copies without a share: taken as all found
+    plain, no_signal = lean_sd(0.5, None)  # no copies read (live video): no such evidence
+    assert no_signal is None and np.allclose(plain, all_found)
 
 
 def test_the_doubt_reads_each_signal_over_the_joints_digit():

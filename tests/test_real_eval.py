@@ -170,12 +170,12 @@ def test_the_doubts_signals_are_kept_for_fitting_it(real_folder):
     report = evaluate_real_samples(cascade, load_real_folder(real_folder), doubt_signals=True)
     (row,) = [r for r in report["per_sample"] if r["detected"]]
     signals = row["doubt_signals"]
-    assert set(signals) == {"image_z", "tta_keypoints", "sideways_bend", "overlap", "shortfall"}
+    assert set(signals) == {"image_z", "tta_keypoints", "sideways_bend", "overlap", "shortfall", "tta_lost"}
     assert all(v is not None and len(v) == 21 for v in signals.values())  # a photo: augmented
     assert any(v != round(v, 2) for v in signals["tta_keypoints"])  # shares of ~0.01 keep their digits
     line = cascade.posterior.doubt.expected_error(*(np.asarray(signals[k], float)
                                                     for k in ("image_z", "tta_keypoints", "sideways_bend", "overlap",
-                                                              "shortfall")))
+                                                              "shortfall")), float(signals["tta_lost"][0]))
     assert np.all(np.isfinite(line)) and np.all(line > 0)
     plain = evaluate_real_samples(cascade, load_real_folder(real_folder))
     assert all("doubt_signals" not in r for r in plain["per_sample"])

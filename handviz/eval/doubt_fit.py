@@ -24,7 +24,7 @@ from handviz.posterior import digit_means
 #: chosen on the dev set so that the 90 % ball holds the truth 85-90 % of the time with one
 #: digit leaning per hypothesis (weights/MODEL_CARD.md, "One digit per leaning hypothesis").
 DOUBT_SCALE = 3.125
-#: Fewer joints than this cannot pin six coefficients.
+#: Fewer joints than this cannot pin seven coefficients.
 MIN_JOINTS = 20
 
 
@@ -35,9 +35,10 @@ def _as_array(values: list[float | None]) -> np.ndarray:
 def _joint_table(rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
     """Per scored joint (J,): "error", and the signals as JointDoubt.expected_error reads them,
     each averaged over the joint's digit: "image_z", "tta" (NaN where the photo had no changed
-    copies), "bend", "overlap" and "shortfall"."""
+    copies), "bend", "overlap" and "shortfall"; and "lost", the hand's share of changed copies
+    where MediaPipe lost it (0 where none was read)."""
     table: dict[str, list[float]] = {"error": [], "image_z": [], "tta": [], "bend": [], "overlap": [],
-                                     "shortfall": []}
+                                     "shortfall": [], "lost": []}
     for row in rows:
         signals = row.get("doubt_signals")
         per_joint = row.get("cascade_per_joint_pa_mm")
@@ -49,11 +50,13 @@ def _joint_table(rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
         bend = digit_means(_as_array(signals["sideways_bend"]))
         overlap = digit_means(_as_array(signals["overlap"]))
         shortfall = digit_means(_as_array(signals["shortfall"]))
+        lost = signals.get("tta_lost")
+        lost = np.zeros(len(z)) if lost is None else _as_array(lost)
         for j in range(1, len(per_joint)):
             if per_joint[j] is None or not np.isfinite(z[j]):
                 continue
             for name, value in (("error", per_joint[j]), ("image_z", z[j]), ("tta", k[j]), ("bend", bend[j]),
-                                ("overlap", overlap[j]), ("shortfall", shortfall[j])):
+                                ("overlap", overlap[j]), ("shortfall", shortfall[j]), ("lost", lost[j])):
                 table[name].append(value)
     return {name: np.array(values, float) for name, values in table.items()}
 
@@ -77,10 +80,11 @@ def fit_joint_doubt(rows: Sequence[dict[str, Any]], scale: float = DOUBT_SCALE) 
         raise ValueError(f"{len(errors)} scored joints ({int(augmented.sum())} with test-time augmentation): "
                          f"need at least {MIN_JOINTS} of each to fit the doubt")
     shape = ("bend", "overlap", "shortfall")
-    with_tta, r_tta = _line([t[k][augmented] for k in ("image_z", "tta", *shape)], errors[augmented])
+    with_tta, r_tta = _line([t[k][augmented] for k in ("image_z", "tta", *shape, "lost")], errors[augmented])
     without, r_plain = _line([t[k] for k in ("image_z", *shape)], errors)
     doubt = {"base_mm": with_tta[0], "image_z_relative": with_tta[1], "tta_keypoints_relative": with_tta[2],
              "sideways_bend": with_tta[3], "overlap": with_tta[4], "shortfall": with_tta[5],
+             "tta_lost": with_tta[6],
              "base_mm_without_tta": without[0], "image_z_relative_without_tta": without[1],
              "sideways_bend_without_tta": without[2], "overlap_without_tta": without[3],
              "shortfall_without_tta": without[4]}

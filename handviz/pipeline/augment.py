@@ -46,9 +46,10 @@ def _mapped_back(det: Detection, back: np.ndarray | None, width: int) -> tuple[n
 def augment_detections(detect: Callable[[np.ndarray], list[Detection]], rgb: np.ndarray,
                        detections: list[Detection]) -> None:
     """Fill each detection's tta_keypoints_2d (M, 21, 2) from `detect` (a static-image MediaPipe)
-    run on the changed copies of rgb; M counts the copies where that hand was found again (M may
-    be 0). Its keypoints_2d become the mean over the photo and those copies (PA-MPJPE on the dev
-    set's real photos, 5 seeds: 10.58 -> 10.49 mm)."""
+    run on the changed copies of rgb; M counts the copies where that hand was found again, with
+    the same handedness (M may be 0), and tta_found_share is M over the copies read. Its
+    keypoints_2d become the mean over the photo and those copies (PA-MPJPE on the dev set's real
+    photos, 5 seeds: 10.58 -> 10.49 mm)."""
     if not detections:
         return
     width = rgb.shape[1]
@@ -67,6 +68,7 @@ def augment_detections(detect: Callable[[np.ndarray], list[Detection]], rgb: np.
                     found[i].append(kp)
     for det, copies in zip(detections, found):
         det.tta_keypoints_2d = np.array(copies, np.float32).reshape(-1, 21, 2)
+        det.tta_found_share = len(copies) / len(AUGMENTATIONS)
         if copies:  # averaged over the copies, MediaPipe's keypoints err less (dev set: 10.58 -> 10.49 mm)
             det.keypoints_2d = np.concatenate([np.asarray(det.keypoints_2d, np.float32)[None],
                                                det.tta_keypoints_2d]).mean(axis=0)
