@@ -49,3 +49,35 @@ def test_a_hand_found_on_no_copy_has_none_found_and_keeps_its_keypoints() -> Non
     assert det.tta_keypoints_2d is not None and det.tta_keypoints_2d.shape == (0, 21, 2)
     assert det.tta_found_share == 0.0
     np.testing.assert_allclose(det.keypoints_2d, kp, atol=1e-6)
+
+
+def test_a_hand_most_copies_call_the_other_hand_is_relabelled() -> None:
+    """MediaPipe's majority over its readings: three of the four copies see a left hand where the
+    photo's reading said right; the hand becomes a left one, found again on those three copies."""
+    kp = np.random.default_rng(2).uniform(100, 160, (21, 2))
+    answers = iter([
+        [_hand(_seen_on_copy(kp, AUGMENTATIONS[0]), "Left")],
+        [_hand(_seen_on_copy(kp, AUGMENTATIONS[1]), "Left")],
+        [_hand(_seen_on_copy(kp, AUGMENTATIONS[2]), "Right")],
+        [_hand(_seen_on_copy(kp, AUGMENTATIONS[3]), "Right")],  # mirrored: a left hand in the photo
+    ])
+    det = _hand(kp, "Right")
+    augment_detections(lambda image: next(answers), RGB, [det])
+    assert det.handedness == "Left"
+    assert det.tta_keypoints_2d is not None and len(det.tta_keypoints_2d) == 3
+    assert det.tta_found_share == 3 / 4
+
+
+def test_two_copies_against_do_not_relabel_and_a_far_hand_casts_no_vote() -> None:
+    kp = np.random.default_rng(3).uniform(100, 160, (21, 2))
+    far = kp + 80.0  # another hand, away from this one
+    answers = iter([
+        [_hand(_seen_on_copy(kp, AUGMENTATIONS[0]), "Left")],
+        [_hand(_seen_on_copy(kp, AUGMENTATIONS[1]), "Left")],
+        [_hand(_seen_on_copy(far, AUGMENTATIONS[2]), "Left")],
+        [_hand(_seen_on_copy(kp, AUGMENTATIONS[3]), "Left")],  # mirrored: the right hand again
+    ])
+    det = _hand(kp, "Right")
+    augment_detections(lambda image: next(answers), RGB, [det])
+    assert det.handedness == "Right"
+    assert det.tta_found_share == 1 / 4
