@@ -140,7 +140,7 @@ class JointDoubt:
     - tta_lost: the share of the photo's changed copies on which MediaPipe did not find the hand
       again, or called it the other hand (one number for the whole hand): a hand MediaPipe
       cannot hold on to is one it reads badly (dev set's mirrored 256-px crops, seeds 0-2, the
-      line refitted: per-joint Pearson 0.552 -> 0.564, per-photo Spearman 0.580 -> 0.604, AUSE
+      line refitted: per-joint Pearson 0.552 -> 0.564, per-photo Spearman 0.580 -> 0.605, AUSE
       1.08 -> 0.92 mm; the full frames within 0.005).
 
     The last three read our own estimate for what no hand does (dev set, seeds 0-2, the doubt
@@ -427,8 +427,10 @@ def fuse_depths(sources: dict[str, tuple[float, np.ndarray]], rays: np.ndarray, 
 def tta_keypoint_spread(keypoints_2d: np.ndarray, tta_keypoints: np.ndarray | None) -> np.ndarray | None:
     """How far MediaPipe moves each joint when the photo is slightly changed, (21,) or None: its 2D
     keypoints (21, 2) and those found on the changed photos, mapped back (M, 21, 2), as the mean
-    distance from their mean over the hand's 2D extent (`hand_extent_px`)."""
-    if tta_keypoints is None or len(tta_keypoints) == 0:
+    distance from their mean over the hand's 2D extent (`hand_extent_px`). None where no copy was
+    read; zeros where copies were read and none found the hand (that loss is `tta_lost`'s to say,
+    on the line with the changed copies)."""
+    if tta_keypoints is None:
         return None
     kp = np.concatenate([np.asarray(keypoints_2d, np.float64)[None], np.asarray(tta_keypoints, np.float64)])
     return np.linalg.norm(kp - kp.mean(axis=0), axis=-1).mean(axis=0) / max(hand_extent_px(keypoints_2d), 1.0)

@@ -211,6 +211,8 @@ def test_a_hand_mediapipe_loses_on_the_changed_copies_gets_a_wider_cloud_everywh
     assert np.allclose(lean_sd(None)[0], all_found)  # copies without a share: taken as all found
     plain, no_signal = lean_sd(0.5, None)  # no copies read (live video): no such evidence
     assert no_signal is None and np.allclose(plain, all_found)
+    none_found, all_lost = lean_sd(0.0, np.zeros((0, 21, 2)))  # copies read, the hand on none of them
+    assert np.allclose(all_lost, 1.0) and np.all(none_found > 1.5 * half_found)
 
 
 def test_the_doubt_reads_each_signal_over_the_joints_digit():
@@ -233,7 +235,8 @@ def test_tta_keypoint_spread_is_measured_against_the_hands_extent():
     assert np.allclose(share, 8.0 / 3.0 / hand_extent_px(kp))
     # the same moves on a hand twice the size in the image are half the share
     assert np.allclose(tta_keypoint_spread(2 * kp, 2 * kp[None] + (moved - kp)), share / 2)
-    assert tta_keypoint_spread(kp, None) is None and tta_keypoint_spread(kp, np.zeros((0, 21, 2))) is None
+    assert tta_keypoint_spread(kp, None) is None
+    assert np.array_equal(tta_keypoint_spread(kp, np.zeros((0, 21, 2))), np.zeros(21))  # read, found on none
 
 
 def test_the_same_depth_disagreement_means_more_doubt_on_a_hand_that_looks_smaller():
