@@ -143,7 +143,7 @@ class JointDoubt:
       line refitted: per-joint Pearson 0.552 -> 0.564, per-photo Spearman 0.580 -> 0.605, AUSE
       1.08 -> 0.92 mm; the full frames within 0.005).
 
-    The last three read our own estimate for what no hand does (dev set, seeds 0-2, the doubt
+    The bend, the overlap and the shortfall read our own estimate for what no hand does (dev set, seeds 0-2, the doubt
     refitted: per-joint Pearson 0.573 -> 0.600 -> 0.607 on the photos, 0.517 -> 0.532 -> 0.551
     on mirrored 256-px crops; the line's Pearson fitted on four cameras and scored on the other
     four 0.38 -> 0.45 with the bend; stop 37, the shortfall, on the dev set regenerated with
@@ -159,8 +159,8 @@ class JointDoubt:
 
     Fitted by least squares on the dev set to the estimate's per-joint error and scaled so that
     the 90 % ball holds the truth about 85-90 % of the time (handviz.eval.doubt_fit). Without
-    test-time augmentation (live video) the keypoints' moves are unknown, and the other four
-    signals have their own fit (the fields ending in _without_tta).
+    test-time augmentation (live video) the keypoints' moves and the share lost are unknown, and
+    the other four signals have their own fit (the fields ending in _without_tta).
     """
 
     base_mm: float = 5.0
